@@ -769,10 +769,24 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(default="", description="The object's name.")
+    name: str = Field(
+        default="", validate_default=True, description="The object's name (a DNS label)."
+    )
     namespace: str = Field(default="", description="The object's namespace.")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, name: str) -> str:
+        # Object names prefix the names of Services and Deployments, so they must be labels.
+        if not DNS_LABEL_RE.match(name) or len(name) > 63:
+            raise _fail(
+                f"name {name!r} is not a DNS label (at most 63 lower-case letters, digits and "
+                "'-', starting and ending with a letter or digit)",
+                f"use a name such as {normalise_name(name)[:63] or 'my-app'!r}",
+            )
+        return name
 
 
 class AIApp(_Spec):
@@ -782,22 +796,11 @@ class AIApp(_Spec):
         default=API_VERSION, alias="apiVersion", description="app.aispec.org/v1alpha1"
     )
     kind: Literal["AIApp"] = Field(default=KIND, description="AIApp")
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Object metadata.")
+    metadata: ObjectMeta = Field(description="Object metadata; name is required.")
     spec: AIAppSpec = Field(description="The app, in AISpec.")
     status: dict[str, Any] | None = Field(
         default=None, description="Written by the operator.", exclude=True
     )
-
-    @field_validator("metadata")
-    @classmethod
-    def _object_name(cls, metadata: ObjectMeta) -> ObjectMeta:
-        if not DNS_LABEL_RE.match(metadata.name) or len(metadata.name) > 63:
-            raise _fail(
-                f"name {metadata.name!r} is not a DNS label (at most 63 lower-case letters, "
-                "digits and '-', starting and ending with a letter or digit)",
-                f"use a name such as {normalise_name(metadata.name)[:63] or 'my-app'!r}",
-            )
-        return metadata
 
     @model_validator(mode="after")
     def _metadata_name_wins(self) -> AIApp:
