@@ -83,7 +83,9 @@ class JudgeDouble:
     base_url: str = ""
     _in_flight: int = 0
     _arrived: dict[str, int] = field(default_factory=dict)
-    _released: threading.Event = field(default_factory=threading.Event)
+    _gathered: dict[str, asyncio.Event] = field(default_factory=dict)
+    _released: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def app_requests(self) -> list[dict[str, Any]]:
@@ -117,7 +119,8 @@ class JudgeDouble:
             yield self
         finally:
             # Release held calls first, or uvicorn would wait on them while shutting down.
-            self._released.set()
+            if self._loop is not None and self._released is not None:
+                self._loop.call_soon_threadsafe(self._released.set)
             server.should_exit = True
             thread.join(timeout=10)
             sock.close()
@@ -128,9 +131,13 @@ class JudgeDouble:
         )
 
     async def _chat(self, request: Request) -> JSONResponse:
-        if self.api_key is not None:
-            if request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return _error(401, "invalid or missing API key", "authentication_error")
+        # Events belong to the server's loop, which runs in the double's own thread.
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._released = asyncio.Event()
+        authorized = request.headers.get("authorization") == f"Bearer {self.api_key}"
+        if self.api_key is not None and not authorized:
+            return _error(401, "invalid or missing API key", "authentication_error")
         body = await request.json()
         self.requests.append(body)
         model = body.get("model", "")
@@ -152,18 +159,26 @@ class JudgeDouble:
         if script is None:
             return _error(400, f"judge_double has no script for the prompt {prompt!r}")
         if isinstance(script, Slow):
-            while not self._released.is_set():
-                await asyncio.sleep(0.02)
+            await self._hold(None)
             return _error(503, "judge_double stopped while the slow call was held")
         if isinstance(script, Fails):
             return _error(script.status, script.message, "server_error")
         if isinstance(script, Rendezvous):
+            gathered = self._gathered.setdefault(script.group, asyncio.Event())
             self._arrived[script.group] = self._arrived.get(script.group, 0) + 1
-            while self._arrived[script.group] < script.size and not self._released.is_set():
-                await asyncio.sleep(0.01)
+            if self._arrived[script.group] >= script.size:
+                gathered.set()
+            await self._hold(gathered)
             return _completion(model, script.answer)
         text = script if isinstance(script, str) else script(messages)
         return _completion(model, text)
+
+    async def _hold(self, until: asyncio.Event | None) -> None:
+        # Wait for the event, or for the double to stop, whichever comes first.
+        waits = [asyncio.ensure_future(event.wait()) for event in (until, self._released) if event]
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending:
+            waiting.cancel()
 
     def _judge(self, model: str, messages: Messages) -> JSONResponse:
         if self.judge_fails:
