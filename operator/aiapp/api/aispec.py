@@ -388,7 +388,7 @@ def schema_kind(schema: str) -> Literal["url", "file", "inline"]:
     stripped = schema.strip()
     if stripped.startswith(("http://", "https://")):
         return "url"
-    if "\n" not in stripped:
+    if "\n" not in stripped and not stripped.startswith("{"):
         return "file"
     return "inline"
 

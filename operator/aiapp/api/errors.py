@@ -108,7 +108,7 @@ def _issue(error: ErrorDetails, root: type[BaseModel]) -> Issue:
         if owner is not None:
             for name, info in owner.model_fields.items():
                 if (info.alias or name) == key and info.description:
-                    about = f" ({info.description})"
+                    about = f": {info.description.rstrip('.')}"
         return Issue(loc, f"required field {key!r} is missing", f"add {key}{about}")
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return Issue(loc, "expected a mapping of keys to values", "write key: value pairs here")
