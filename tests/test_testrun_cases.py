@@ -40,7 +40,7 @@ SPEC: dict[str, Any] = {
                 },
             ],
         },
-        {"id": "helper", "model": "llama3.1:8b"},
+        {"name": "helper", "model": "llama3.1:8b"},
     ],
     "testing": {"evaluation_model": "judge", "parallelism": 2, "timeout_seconds": 30},
 }
@@ -99,51 +99,48 @@ def test_the_gateway_config_yields_the_tests_and_the_revision_under_test(tmp_pat
     assert [case.key for case in plan.cases] == ["guide/capital", "guide/colours"]
 
 
+def assistant(**extra: Any) -> dict[str, Any]:
+    return {"name": "a", "model": "llama3.1:8b", **extra}
+
+
+def one_step(name: str = "t", **step: str) -> dict[str, Any]:
+    return {"name": name, "steps": [step]}
+
+
 @pytest.mark.parametrize(
     ("document", "problem"),
     [
-        pytest.param({"name": "x"}, "assistants: must be a non-empty list", id="no assistants"),
+        pytest.param({"name": "x"}, "assistants: required field", id="no assistants"),
         pytest.param(
-            {"assistants": [{"model": "m", "tests": []}]},
-            "assistants[0].name: required",
-            id="an assistant without a name or id",
-        ),
-        pytest.param(
-            {"assistants": [{"name": "a", "tests": [{"name": "t", "steps": []}]}]},
-            "assistants[0].tests[0].steps: must be a non-empty list",
+            {"name": "x", "assistants": [assistant(tests=[{"name": "t", "steps": []}])]},
+            "assistants[0].tests[0].steps: list should have at least 1 item",
             id="a test without steps",
         ),
         pytest.param(
-            {"assistants": [{"name": "a", "tests": [{"name": "t", "steps": [{"prompt": "p"}]}]}]},
-            "assistants[0].tests[0].steps[0].expected_output: required string",
+            {"name": "x", "assistants": [assistant(tests=[one_step(prompt="p")])]},
+            "assistants[0].tests[0].steps[0].expected_output: required field",
             id="a step without an expected output",
         ),
         pytest.param(
-            {"assistants": [{"name": "a", "tests": [{"steps": [{"prompt": "p"}]}]}]},
-            "assistants[0].tests[0].name: required string",
-            id="a test without a name",
-        ),
-        pytest.param(
             {
+                "name": "x",
                 "assistants": [
-                    {
-                        "name": "a",
-                        "tests": [
-                            {"name": "t", "steps": [{"prompt": "p", "expected_output": "e"}]},
-                            {"name": "t", "steps": [{"prompt": "q", "expected_output": "e"}]},
-                        ],
-                    }
-                ]
+                    assistant(
+                        tests=[
+                            one_step(prompt="p", expected_output="e"),
+                            one_step(prompt="q", expected_output="e"),
+                        ]
+                    )
+                ],
             },
-            "has two tests named 't'",
+            "tests[1].name",
             id="two tests with one name",
         ),
         pytest.param(
-            {"assistants": [{"name": "a"}], "testing": {"parallelism": 0}},
-            "testing.parallelism: must be a whole number of at least 1",
+            {"name": "x", "assistants": [assistant()], "testing": {"parallelism": 0}},
+            "testing.parallelism: value should be greater than or equal to 1",
             id="parallelism below one",
         ),
-        pytest.param(["a", "list"], "must be a mapping", id="a document that is not a mapping"),
     ],
 )
 def test_a_malformed_file_is_rejected_with_the_field_and_the_fix(
@@ -151,23 +148,49 @@ def test_a_malformed_file_is_rejected_with_the_field_and_the_fix(
 ) -> None:
     with pytest.raises(PlanError) as raised:
         load_plan_from_aispec(write(tmp_path, document))
+
+    # Each problem is located by file and line, as ``aiapp validate`` reports it.
     assert any(problem in line for line in raised.value.problems), raised.value.problems
+    assert all(line.startswith(f"{tmp_path}/app.yaml:") for line in raised.value.problems)
 
 
 def test_a_file_with_two_apps_is_rejected_because_one_run_drives_one_gateway(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "two.yaml"
-    path.write_text(yaml.safe_dump_all([SPEC, SPEC]))
-    with pytest.raises(PlanError, match="holds 2 documents"):
+    path.write_text(yaml.safe_dump_all([SPEC, {**SPEC, "name": "geo-two"}]))
+    with pytest.raises(PlanError, match="holds 2 AIApps"):
         load_plan_from_aispec(path)
 
 
 def test_invalid_yaml_is_reported_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\nassistants: [\n  - oops: : :\n")
-    with pytest.raises(PlanError, match=r"not valid YAML: line \d+"):
+    with pytest.raises(PlanError, match=r"bad.yaml:3: .*the YAML does not parse"):
         load_plan_from_aispec(path)
+
+
+def test_models_beside_the_app_are_allowed_and_do_not_count_as_apps(tmp_path: Path) -> None:
+    model = {
+        "apiVersion": "model.aispec.org/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "llama3-1-8b"},
+        "spec": {"servedName": "llama3.1:8b", "source": "llama3.1:8b", "runtime": "ollama"},
+    }
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump_all([model, SPEC]))
+    assert len(load_plan_from_aispec(path).cases) == 2
+
+
+def test_an_invalid_spec_in_the_gateway_config_is_rejected_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.json"
+    spec = {**SPEC, "assistants": [{"name": "guide"}]}
+    app = {"namespace": "team-a", "name": "geo"}
+    path.write_text(json.dumps({"app": app, "spec": spec, "assistants": {}}))
+    with pytest.raises(PlanError, match=r"spec\.assistants\[0\]\.model: required field"):
+        load_plan_from_gateway_config(path)
 
 
 def test_a_gateway_config_missing_the_app_is_rejected_naming_the_field(tmp_path: Path) -> None:

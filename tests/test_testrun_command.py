@@ -54,7 +54,8 @@ def case(name: str, *steps: dict[str, str]) -> dict[str, Any]:
 
 
 def app(*tests: dict[str, Any], assistant: str = "guide", **extra: Any) -> dict[str, Any]:
-    return {"name": "geo", "assistants": [{"name": assistant, "tests": list(tests)}], **extra}
+    assistants = [{"name": assistant, "model": "llama3.1:8b", "tests": list(tests)}]
+    return {"name": "geo", "assistants": assistants, **extra}
 
 
 PASSING = case("france", step("What is the capital of France?", 'Names "Paris".'))
@@ -329,8 +330,8 @@ def test_only_the_chosen_assistants_tests_run(tmp_path: Path, double: JudgeDoubl
     document = {
         "name": "geo",
         "assistants": [
-            {"name": "guide", "tests": [PASSING]},
-            {"name": "jester", "tests": [ERRORING]},
+            {"name": "guide", "model": "llama3.1:8b", "tests": [PASSING]},
+            {"name": "jester", "model": "llama3.1:8b", "tests": [ERRORING]},
         ],
     }
     result = run_app(tmp_path, double, document, "--assistant", "guide")
@@ -407,7 +408,7 @@ def test_only_the_chosen_assistants_tests_run(tmp_path: Path, double: JudgeDoubl
         pytest.param(
             ["-f", "{broken}", "--url", "{url}", "--evaluation-model", JUDGE],
             {},
-            "assistants[0].tests[0].steps[0].prompt: required string",
+            "assistants[0].tests[0].steps[0].prompt: required field",
             id="a step without a prompt",
         ),
     ],
@@ -421,7 +422,7 @@ def test_usage_errors_exit_two_with_a_message_naming_the_flag_or_field(
         "{broken}": str(tmp_path / "broken.yaml"),
         "{url}": double.base_url,
     }
-    (tmp_path / "empty.yaml").write_text(yaml.safe_dump({"assistants": [{"name": "a"}]}))
+    (tmp_path / "empty.yaml").write_text(yaml.safe_dump(app()))
     broken = app(case("t", {"expected_output": "e"}))
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
     result = run_test(*(files.get(arg, arg) for arg in args), env=env)
