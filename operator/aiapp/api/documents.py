@@ -326,6 +326,17 @@ def load_documents(
                 )
             )
             continue
+        if "openapi" in data or "swagger" in data:
+            problems.append(
+                doc.problem(
+                    Issue(
+                        (),
+                        "this is an OpenAPI document, not an AIApp or a Model",
+                        "refer to it from an assistant's apis[].schema instead",
+                    )
+                )
+            )
+            continue
         is_model = _is_model(data)
         doc.bare = not is_model and not {"apiVersion", "kind", "metadata", "spec"} & data.keys()
         body = from_bare(data) if doc.bare else data
