@@ -11,15 +11,16 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from doubles import gateway_config, serve_app
-from doubles.model_server_double import ModelServerDouble
 
 from aiapp.gateway.server import GatewayOptions, create_app
+from doubles import gateway_config, serve_app
+from doubles.model_server_double import ModelServerDouble
 
 pytestmark = pytest.mark.unit
 
 KEY = "sk-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+MISSING_KEY = "Missing API key: send it as 'Authorization: Bearer <key>'."
 
 SPEC: dict[str, Any] = {
     "name": "helpers",
@@ -151,9 +152,9 @@ def test_an_unknown_model_gets_a_404_naming_the_assistants(gateway: str) -> None
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
-        ({}, "Missing API key: send it as 'Authorization: Bearer <key>'."),
+        ({}, MISSING_KEY),
         ({"Authorization": "Bearer sk-wrong"}, "Incorrect API key provided."),
-        ({"Authorization": f"Basic {KEY}"}, "Missing API key: send it as 'Authorization: Bearer <key>'."),
+        ({"Authorization": f"Basic {KEY}"}, MISSING_KEY),
     ],
     ids=["no header", "a wrong key", "the wrong scheme"],
 )
