@@ -216,15 +216,32 @@ def test_tests_run_in_parallel_up_to_the_limit(tmp_path: Path) -> None:
     assert double.peak_in_flight == 2
 
 
-def test_a_separate_judge_url_sends_every_verdict_request_there(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("judge_args", "judge_authorization"),
+    [
+        pytest.param([], None, id="without a judge key the gateway's key stays home"),
+        pytest.param(
+            ["--judge-api-key-env", "JUDGE_KEY"], "Bearer sk-judge", id="with its own judge key"
+        ),
+    ],
+)
+def test_a_separate_judge_url_gets_every_verdict_request_and_only_its_own_key(
+    tmp_path: Path, judge_args: list[str], judge_authorization: str | None
+) -> None:
     with (
-        JudgeDouble(dict(SCRIPTS), judge_model=JUDGE).serve() as gateway,
+        JudgeDouble(dict(SCRIPTS), judge_model=JUDGE, api_key=API_KEY).serve() as gateway,
         JudgeDouble({}, judge_model=JUDGE).serve() as judge,
     ):
-        result = run_app(tmp_path, gateway, app(PASSING), "--judge-url", judge.base_url)
+        path = write_app(tmp_path, app(PASSING))
+        result = run_test(
+            "-f", str(path), "--url", gateway.base_url, "--evaluation-model", JUDGE,
+            "--api-key-env", "GEO_KEY", "--judge-url", judge.base_url, *judge_args,
+            env={"GEO_KEY": API_KEY, "JUDGE_KEY": "sk-judge"},
+        )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (len(gateway.judge_requests), len(judge.judge_requests)) == (0, 1)
     assert judge.judge_requests[0]["temperature"] == 0.0
+    assert judge.authorizations == [judge_authorization]
 
 
 def test_every_report_format_describes_the_same_run(tmp_path: Path, double: JudgeDouble) -> None:

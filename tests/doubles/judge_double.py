@@ -17,26 +17,26 @@ It stands at the edge we do not own, the model server, and speaks its protocol
   without a verdict, as a confused model would. ``judge_style`` picks a plain reply or one
   wrapped in a ``<think>`` block and Markdown, as reasoning models write.
 
-Every request body is recorded in ``requests`` so tests can check what was sent.
+Every request body is recorded in ``requests``, and its Authorization header in
+``authorizations``, so tests can check what was sent and with which key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from doubles import serve_app
 
 Messages = list[dict[str, Any]]
 
@@ -79,6 +79,7 @@ class JudgeDouble:
     judge_fails: bool = False
     api_key: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)
     peak_in_flight: int = 0
     base_url: str = ""
     _in_flight: int = 0
@@ -104,26 +105,14 @@ class JudgeDouble:
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started and thread.is_alive():
-            time.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        try:
-            yield self
-        finally:
-            # Release held calls first, or uvicorn would wait on them while shutting down.
-            if self._loop is not None and self._released is not None:
-                self._loop.call_soon_threadsafe(self._released.set)
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
+        with serve_app(app) as url:
+            self.base_url = f"{url}/v1"
+            try:
+                yield self
+            finally:
+                # Release held calls first, or the server would wait on them while stopping.
+                if self._loop is not None and self._released is not None:
+                    self._loop.call_soon_threadsafe(self._released.set)
 
     async def _models(self, request: Request) -> JSONResponse:
         return JSONResponse(
@@ -140,6 +129,7 @@ class JudgeDouble:
             return _error(401, "invalid or missing API key", "authentication_error")
         body = await request.json()
         self.requests.append(body)
+        self.authorizations.append(request.headers.get("authorization"))
         model = body.get("model", "")
         messages: Messages = body.get("messages", [])
         if model == self.judge_model:

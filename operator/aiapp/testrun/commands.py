@@ -78,7 +78,7 @@ class ReportPaths:
 @click.option(
     "--judge-api-key-env",
     metavar="NAME",
-    help="Env var holding the judge's API key [default: the gateway's key].",
+    help="Env var holding the judge's API key [default: the gateway's key without --judge-url].",
 )
 @click.option(
     "--parallel",
@@ -222,9 +222,10 @@ def _run_settings(
         if value is not None and not value.strip().startswith(("http://", "https://")):
             raise UsageProblem(f"{flag}: {value!r} is not an http(s) URL; write http://host:port")
 
-    # An explicitly named key variable must exist; the default one is optional.
+    # An explicitly named key variable must exist; the default one is optional. The gateway's
+    # key goes to the judge only when the judge is the gateway, never to another host.
     gateway_key = _api_key("--api-key-env", api_key_env)
-    judge_key = gateway_key
+    judge_key = gateway_key if judge_url is None else None
     if judge_api_key_env is not None:
         judge_key = _api_key("--judge-api-key-env", judge_api_key_env)
 
