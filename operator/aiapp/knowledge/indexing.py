@@ -76,6 +76,7 @@ async def run_index(
     settings_hash: str = "",
     documents: Sequence[Document] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    write_batch: int = WRITE_BATCH,
 ) -> RunSummary:
     """Build and activate a new version of an index.
 
@@ -88,6 +89,7 @@ async def run_index(
         settings_hash: the operator's hash of sources and settings, recorded on the version.
         documents: documents to index instead of collecting them from the sources.
         transport: an httpx transport for sources and embeddings instead of the network's.
+        write_batch: chunks embedded and written per step.
 
     Returns:
         The counts of the activated version.
@@ -111,7 +113,7 @@ async def run_index(
         log.info("index %s: building version %d", index, version)
         try:
             await _build(writer, knowledge, embeddings, filestore_root, documents, transport,
-                         summary)
+                         summary, write_batch)
         except Exception as error:
             message = _message(error)
             try:
@@ -140,6 +142,7 @@ async def _build(
     given: Sequence[Document] | None,
     transport: httpx.AsyncBaseTransport | None,
     summary: RunSummary,
+    write_batch: int,
 ) -> None:
     # Read every source first: a source that fails should fail before anything is embedded.
     documents = list(given) if given is not None else await collect(
@@ -177,7 +180,7 @@ async def _build(
             counts.append((document.document_id, document.source, document.content_hash,
                            len(chunks)))
             pending.extend((document, chunk) for chunk in chunks)
-            if len(pending) >= WRITE_BATCH:
+            if len(pending) >= write_batch:
                 await _embed_and_write(writer, client, target, knowledge, pending, summary)
                 pending = []
         await _embed_and_write(writer, client, target, knowledge, pending, summary)
