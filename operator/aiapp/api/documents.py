@@ -133,7 +133,7 @@ class _Located:
 
     def __init__(self, node: yaml.Node) -> None:
         self.lines: dict[Path, int] = {}
-        self.duplicates: list[Path] = []
+        self.duplicates: list[tuple[Path, int]] = []
         self._walk(node, ())
 
     def _walk(self, node: yaml.Node, path: Path) -> None:
@@ -144,7 +144,7 @@ class _Located:
                 key = str(key_node.value)
                 child = (*path, key)
                 if key in seen:
-                    self.duplicates.append(child)
+                    self.duplicates.append((child, key_node.start_mark.line + 1))
                     continue
                 seen.add(key)
                 self.lines[child] = key_node.start_mark.line + 1
@@ -167,7 +167,7 @@ class _Document:
     located: _Located
     bare: bool = False
 
-    def problem(self, issue: Issue) -> Problem:
+    def problem(self, issue: Issue, line: int | None = None) -> Problem:
         path = issue.path
         if self.bare:
             # Issues name paths in the CRD form; a bare document has spec's keys at the top.
@@ -178,7 +178,7 @@ class _Document:
         return Problem(
             document=self.index,
             path=dotted(path),
-            line=self.located.line(path),
+            line=line or self.located.line(path),
             message=issue.message,
             fix=issue.fix,
             warning=issue.warning,
@@ -300,10 +300,9 @@ def load_documents(
             continue
 
         # Work out which form the document is in.
-        for path in doc.located.duplicates:
-            problems.append(
-                doc.problem(Issue(path, f"key {path[-1]!r} appears twice", "keep one of them"))
-            )
+        for path, line in doc.located.duplicates:
+            issue = Issue(path, f"key {path[-1]!r} appears twice", "keep one of them")
+            problems.append(doc.problem(issue, line))
         if not isinstance(data, dict):
             problems.append(
                 doc.problem(
