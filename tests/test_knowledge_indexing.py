@@ -12,15 +12,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from doubles.embeddings_double import EmbeddingsDouble, hashed_vector
-from knowledge_fixtures import LocalSite, embeddings, make_pdf, pg_dsn, site  # noqa: F401
 
 from aiapp.knowledge import store
 from aiapp.knowledge.documents import Document
 from aiapp.knowledge.embeddings import embed
 from aiapp.knowledge.indexing import EmbeddingsTarget, RunError, RunSummary, run_index
-from aiapp.knowledge.settings import KnowledgeSettings, read_knowledge
+from aiapp.knowledge.settings import Distance, KnowledgeSettings, read_knowledge
 from aiapp.knowledge.splitting import DocumentSplitter
+from doubles.embeddings_double import EmbeddingsDouble, hashed_vector
+from knowledge_fixtures import LocalSite, embeddings, make_pdf, pg_dsn, site  # noqa: F401
 
 pytestmark = pytest.mark.unit
 
@@ -302,7 +302,7 @@ async def test_search_explains_a_query_it_cannot_answer(
                                threshold=1.0, limit=3)
         return
     # A 3-dimension query needs the 3-dimension table, which no run created.
-    await store.ensure_chunks_table(conn, 3, store.Distance.COSINE)
+    await store.ensure_chunks_table(conn, 3, Distance.COSINE)
     with pytest.raises(store.StoreError, match=message):
         await store.search(conn, index=index_key, embedding=embedding, distance=distance,
                            threshold=1.0, limit=3)

@@ -4,8 +4,9 @@ It speaks ``POST /v1/embeddings`` over HTTP on 127.0.0.1 and answers with determ
 hashed bag-of-words vectors: each lower-cased word adds +1 or -1 to one of ``dimensions``
 buckets chosen by its hash, and the vector is scaled to unit length. Texts that share words
 therefore have a high cosine similarity, so retrieval in tests behaves like retrieval with a
-real model, only cruder. It counts requests and inputs, can hold requests after a count until released (to
-interleave a test with an index run without timing) and can fail after a number of requests.
+real model, only cruder. It counts requests and inputs, can hold requests after a count until
+released (to interleave a test with an index run without timing) and can fail after a number
+of requests.
 """
 
 from __future__ import annotations
