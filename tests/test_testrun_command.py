@@ -289,7 +289,7 @@ def test_every_report_format_describes_the_same_run(tmp_path: Path, double: Judg
     assert [f["test"] for f in summary["failing"]] == ["guide/australia", "guide/joke"]
 
     # Terminal: a line per test and the closing count.
-    assert "2 of 4 tests failed" in result.stdout
+    assert "4 tests: 2 passed, 2 failed" in result.stdout
     assert "FAIL    guide" in result.stdout
 
 

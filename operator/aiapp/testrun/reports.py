@@ -188,10 +188,10 @@ def print_table(run: RunResult, color: bool | None = None) -> None:
         click.echo(line + _shorten(reason, reason_width), color=color)
 
     # The closing count line is what a reader of CI logs looks for.
-    total = len(run.tests)
-    summary = f"{run.passed} of {total} tests passed ({run.evaluation_model} judged)"
-    if run.failed:
-        summary = f"{run.failed} of {total} tests failed; " + summary
+    summary = (
+        f"{len(run.tests)} tests: {run.passed} passed, {run.failed} failed "
+        f"(judged by {run.evaluation_model})"
+    )
     click.echo(click.style(summary, bold=True, fg="green" if run.ok else "red"), color=color)
 
 

@@ -189,7 +189,7 @@ async def chat(
 
     # Report the server's own error message: it usually says what is wrong.
     if response.status_code != 200:
-        raise CallError(f"HTTP {response.status_code} from {url}: {_error_detail(response)}")
+        raise CallError(f"HTTP {response.status_code}: {_error_detail(response)}")
     try:
         payload = response.json()
         content = payload["choices"][0]["message"].get("content")
