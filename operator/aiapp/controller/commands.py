@@ -1,0 +1,64 @@
+"""``aiapp operator``: run the operator (kopf) with settings from flags and environment."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+import kopf
+
+from aiapp.controller.settings import OperatorSettings
+
+
+@click.command()
+@click.option("-n", "--namespace", "namespaces", multiple=True,
+              help="Watch these namespaces (globs allowed); repeat for several.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch the whole cluster.")
+@click.option("--standalone", is_flag=True,
+              help="Do not coordinate with other replicas (no peering).")
+@click.option("--peering", default="aiapp-operator", show_default=True,
+              help="Peering object that keeps two replicas from acting at once.")
+@click.option("--health-port", type=int, default=8081, show_default=True,
+              help="Port of the /healthz liveness endpoint; 0 disables it.")
+@click.option("--metrics-port", type=int, default=None,
+              help="Prometheus port (default: AIAPP_METRICS_PORT or 9090; 0 disables).")
+@click.option("--evaluation-model", default=None, help="Default judge model for tests.")
+@click.option("--image", default=None, help="Image of the gateway, index and test Jobs.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def operator(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    standalone: bool,
+    peering: str,
+    health_port: int,
+    metrics_port: int | None,
+    evaluation_model: str | None,
+    image: str | None,
+    verbose: bool,
+) -> None:
+    """Run the AIApp operator against the cluster in KUBECONFIG (or in-cluster)."""
+    if not namespaces and not all_namespaces:
+        raise click.UsageError("say which namespaces to watch: -n NAME (repeatable) or -A")
+    if namespaces and all_namespaces:
+        raise click.UsageError("-n and -A exclude each other; choose one")
+    overrides = {key: value for key, value in {
+        "metrics_port": metrics_port, "evaluation_model": evaluation_model, "image": image,
+    }.items() if value is not None}
+    settings = OperatorSettings(**overrides)
+
+    # Import for the side effect of registering the handlers with kopf.
+    from aiapp.controller import handlers  # noqa: F401
+
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    memo = kopf.Memo(settings=settings)
+    asyncio.run(kopf.operator(
+        clusterwide=all_namespaces,
+        namespaces=list(namespaces),
+        standalone=standalone,
+        peering_name=peering,
+        priority=0,
+        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        memo=memo,
+    ))

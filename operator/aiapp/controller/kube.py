@@ -1,0 +1,158 @@
+"""The operator's Kubernetes client: server-side apply with one field manager, and reads.
+
+Everything goes through lightkube's async client, so no call blocks kopf's event loop.
+``needs_apply`` decides, without a request, whether a live object already has every field the
+operator renders; only then is an apply skipped, which keeps a resync of an unchanged app at
+zero writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightkube import ApiError, AsyncClient
+from lightkube.core.resource import Resource
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.batch_v1 import CronJob, Job
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    PersistentVolumeClaim,
+    Pod,
+    Secret,
+    Service,
+)
+from lightkube.types import PatchType
+
+from aiapp.render.meta import MANAGER
+
+AIAppResource = create_namespaced_resource(
+    "app.aispec.org", "v1alpha1", "AIApp", "aiapps")
+ModelResource = create_namespaced_resource(
+    "model.aispec.org", "v1alpha1", "Model", "models")
+
+RESOURCES: dict[str, type[Resource]] = {
+    "Deployment": Deployment,
+    "Service": Service,
+    "ConfigMap": ConfigMap,
+    "Secret": Secret,
+    "Job": Job,
+    "CronJob": CronJob,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
+    "Pod": Pod,
+    "AIApp": AIAppResource,
+    "Model": ModelResource,
+}
+
+
+def resource_of(kind: str) -> type[Resource]:
+    return RESOURCES[kind]
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    result: dict[str, Any] = obj.to_dict()
+    return result
+
+
+def needs_apply(desired: Any, live: Any) -> bool:
+    """Whether ``live`` lacks or differs in any field that ``desired`` sets.
+
+    Fields only the server sets (defaults, status, metadata bookkeeping) are ignored, since
+    ``desired`` does not mention them. Lists compare item by item, because every list the
+    renderers write is one the API server keeps in order.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return True
+        return any(needs_apply(value, live.get(key)) for key, value in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(live) != len(desired):
+            return True
+        return any(needs_apply(d, l) for d, l in zip(desired, live, strict=True))
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is not live
+    if isinstance(desired, int | float) and isinstance(live, int | float):
+        return desired != live
+    if desired in ("", None) and live in ("", None):
+        return False
+    return bool(desired != live)
+
+
+class Kube:
+    """The few verbs the operator uses, on plain dicts."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.writes = 0
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj = await self.client.get(resource_of(kind), name, namespace=namespace)
+        except ApiError as error:
+            if error.status.code == 404:
+                return None
+            raise
+        return to_dict(obj)
+
+    async def list(
+        self, kind: str, namespace: str, labels: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        return [
+            to_dict(obj)
+            async for obj in self.client.list(
+                resource_of(kind), namespace=namespace, labels=labels or {})
+        ]
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply as the operator, taking fields over from hand edits."""
+        self.writes += 1
+        metadata = manifest["metadata"]
+        obj = await self.client.patch(
+            resource_of(manifest["kind"]), metadata["name"], manifest,
+            namespace=metadata.get("namespace"), patch_type=PatchType.APPLY,
+            field_manager=MANAGER, force=True,
+        )
+        return to_dict(obj)
+
+    async def ensure(
+        self, manifest: dict[str, Any], live: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Apply ``manifest`` unless the live object already matches; say whether it wrote."""
+        metadata = manifest["metadata"]
+        if live is None:
+            live = await self.get(manifest["kind"], metadata["namespace"], metadata["name"])
+        if live is not None and not needs_apply(manifest, live):
+            return live, False
+        return await self.apply(manifest), True
+
+    async def create_if_missing(self, manifest: dict[str, Any]) -> bool:
+        """Write an object the operator makes once (generated Secrets); keep an existing one."""
+        metadata = manifest["metadata"]
+        if await self.get(manifest["kind"], metadata["namespace"], metadata["name"]):
+            return False
+        await self.apply(manifest)
+        return True
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        self.writes += 1
+        try:
+            await self.client.delete(
+                resource_of(kind), name, namespace=namespace,
+                propagation_policy="Background")  # type: ignore[call-arg]
+        except ApiError as error:
+            if error.status.code == 404:
+                return False
+            raise
+        return True
+
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> None:
+        self.writes += 1
+        await self.client.patch(
+            resource_of(kind).Status, name, {"status": status},  # type: ignore[attr-defined]
+            namespace=namespace, patch_type=PatchType.MERGE,
+        )
+

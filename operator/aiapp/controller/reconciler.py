@@ -1,0 +1,507 @@
+"""Reconcile one AIApp: fetch, render, apply, prune, observe, report.
+
+Every trigger (the app changed, a child changed or vanished, a Model changed, the periodic
+resync) ends in ``Reconciler.reconcile``, which is idempotent and level-based: it renders the
+whole desired state and writes only what differs from the live objects. One lock per app keeps
+two triggers from reconciling the same app at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from aiapp.api.aispec import AIApp, AISpecError, parse_app, schema_kind
+from aiapp.api.model import Model, ModelSpec, parse_model, resolve_model
+from aiapp.api.presets import preset_names
+from aiapp.controller import metrics, status
+from aiapp.controller.kube import Kube
+from aiapp.controller.settings import OperatorSettings
+from aiapp.render import app as app_render
+from aiapp.render import gateway as gateway_render
+from aiapp.render import jobs, meta, model_servers
+
+AppKey = tuple[str, str]
+PRUNED_KINDS = ("Deployment", "Service", "ConfigMap", "Job", "CronJob")
+
+
+class StalledError(Exception):
+    """The spec cannot be acted on until the user changes it."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class Outcome:
+    """What one reconcile did and found."""
+
+    ready: bool = False
+    stalled: str = ""
+    writes: int = 0
+    message: str = ""
+
+
+@dataclass
+class Indexes:
+    """The operator's in-memory views, kept current by kopf indexes."""
+
+    app_models: Mapping[Any, Any] = field(default_factory=dict)
+    namespace_models: Mapping[Any, Any] = field(default_factory=dict)
+
+
+def models_of_spec(spec: Mapping[str, Any], settings: OperatorSettings) -> list[str]:
+    """The model strings a raw AIApp spec needs served, read leniently for the index."""
+    assistants = [a for a in spec.get("assistants") or [] if isinstance(a, Mapping)]
+    used = [a["model"] for a in assistants if isinstance(a.get("model"), str) and a["model"]]
+    if any(a.get("knowledge") for a in assistants) and not settings.embeddings_url:
+        used.append(settings.embeddings_model)
+    if any(a.get("tests") for a in assistants):
+        testing = spec.get("testing") if isinstance(spec.get("testing"), Mapping) else {}
+        judge = (testing or {}).get("evaluation_model") or settings.evaluation_model
+        if judge:
+            used.append(judge)
+    return list(dict.fromkeys(used))
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.render_settings = settings.render()
+        self.indexes = Indexes()
+        self._locks: dict[AppKey, asyncio.Lock] = {}
+        self._kicks: dict[AppKey, asyncio.Task[None]] = {}
+        # Which apps use which model server, for pods that only name their server.
+        self.server_users: dict[tuple[str, str], set[str]] = {}
+
+    # --- triggers ----------------------------------------------------------------------------
+
+    def kick(self, namespace: str, name: str, logger: logging.Logger | None = None) -> None:
+        """Reconcile an app soon; bursts of child events collapse into one run."""
+        key = (namespace, name)
+        if key in self._kicks and not self._kicks[key].done():
+            return
+        self._kicks[key] = asyncio.create_task(self._kicked(namespace, name, logger))
+
+    def kick_server_users(self, namespace: str, server: str, skip: str = "") -> None:
+        for app in sorted(self.server_users.get((namespace, server), ())):
+            if app != skip:
+                self.kick(namespace, app)
+
+    def server_users_of(self, namespace: str, app: str) -> list[str]:
+        """The model servers ``app`` uses, as far as this operator has rendered them."""
+        return sorted(server for (ns, server), users in self.server_users.items()
+                      if ns == namespace and app in users)
+
+    async def _kicked(
+        self, namespace: str, name: str, logger: logging.Logger | None, delay: float = 0.5,
+    ) -> None:
+        await asyncio.sleep(delay)
+        log = logger or logging.getLogger("aiapp.operator")
+        try:
+            await self.reconcile(namespace, name, log, trigger="child")
+        except StalledError:
+            pass
+        except Exception as error:  # noqa: BLE001 - a failed run retries later, never crashes
+            metrics.RECONCILE_ERRORS.labels("child").inc()
+            log.warning(f"Reconcile of {namespace}/{name} failed and is retried in 10s: {error}")
+            self._kicks.pop((namespace, name), None)
+            await asyncio.sleep(10)
+            self.kick(namespace, name, logger)
+
+    # --- the reconcile -------------------------------------------------------------------------
+
+    async def reconcile(
+        self, namespace: str, name: str, logger: logging.Logger, *, trigger: str = "change",
+    ) -> Outcome:
+        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        async with lock:
+            started = time.monotonic()
+            writes_before = self.kube.writes
+            try:
+                outcome = await self._reconcile(namespace, name, logger)
+            finally:
+                metrics.RECONCILE_SECONDS.labels(trigger).observe(time.monotonic() - started)
+                metrics.API_WRITES.inc(self.kube.writes - writes_before)
+            outcome.writes = self.kube.writes - writes_before
+            return outcome
+
+    async def _reconcile(self, namespace: str, name: str, logger: logging.Logger) -> Outcome:
+        # Fetch the app fresh: triggers may carry an old body.
+        body = await self.kube.get("AIApp", namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return Outcome(message="The app is gone.")
+        previous = body.get("status") or {}
+        generation = body["metadata"].get("generation", 0)
+
+        # Validate and resolve models; a problem here is the user's to fix.
+        try:
+            app = self._parse(body)
+            models = self._resolve_models(app, namespace)
+        except StalledError as stalled:
+            observed = status.Observed(generation=generation, stalled_reason=stalled.reason,
+                                       stalled_message=stalled.message)
+            await self._report(body, observed, previous, logger)
+            raise
+
+        # Decide which revision serves; a gated change first runs as a candidate.
+        rendered = app_render.render_app(
+            body, app.spec, models, self.render_settings,
+            model_owners=self._model_owners(namespace, models),
+        )
+        revision = rendered.revision
+        serving, candidate = await self._revisions(body, app, revision, previous)
+        if serving != revision:
+            rendered = app_render.render_app(
+                body, app.spec, models, self.render_settings,
+                model_owners=self._model_owners(namespace, models), serving_revision=serving)
+
+        # Apply what differs, then secrets the gateway and jobs read.
+        await self._ensure_secrets(body, app)
+        desired = rendered.all()
+        if candidate:
+            desired += gateway_render.render_gateway(
+                body, app.spec, models, candidate, self.render_settings, role="candidate")
+        if serving != revision:
+            desired.append(self._config_map_for(body, serving))
+        live: dict[tuple[str, str], dict[str, Any]] = {}
+        for manifest in desired:
+            obj, wrote = await self.kube.ensure(manifest)
+            live[(manifest["kind"], manifest["metadata"]["name"])] = obj
+            if wrote:
+                metrics.CHILDREN_APPLIED.labels(manifest["kind"]).inc()
+        for model_string, server in rendered.model_names.items():
+            if server:
+                self.server_users.setdefault((namespace, server), set()).add(name)
+
+        # Tests run once a revision is served (or offered as a candidate).
+        test_job = await self._ensure_tests(body, app, models, live, serving, candidate)
+        if test_job is not None:
+            live[("Job", test_job["metadata"]["name"])] = test_job
+            desired.append(test_job)
+
+        # Remove what this app no longer renders.
+        await self._prune(body, desired, set(rendered.model_names.values()))
+
+        # Observe the children and report.
+        observed = await self._observe(body, app, models, rendered, live, serving, candidate)
+        ready, message = await self._report(body, observed, previous, logger)
+
+        # A passed candidate becomes the serving revision on the next pass.
+        if candidate and observed.tests and observed.tests.revision == candidate and \
+                status.job_state(observed.tests.job) in ("succeeded", "failed"):
+            self.kick(namespace, name, logger)
+        return Outcome(ready=ready, message=message)
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _parse(self, body: dict[str, Any]) -> AIApp:
+        try:
+            app = parse_app(body)
+        except AISpecError as error:
+            problems = "; ".join(str(issue) for issue in error.issues[:5])
+            raise StalledError("InvalidSpec", f"The spec is invalid: {problems}") from None
+        for assistant in app.spec.assistants:
+            for index, api in enumerate(assistant.apis):
+                if schema_kind(api.schema_) == "file":
+                    raise StalledError(
+                        "SchemaNotInline",
+                        f"assistants[{assistant.name}].apis[{index}].schema names the file "
+                        f"{api.schema_!r}, which the cluster cannot read (fix: inline it with "
+                        "`aiapp convert FILE`, or give an http(s) URL).")
+        return app
+
+    def _namespace_models(self, namespace: str) -> list[Model]:
+        result = []
+        for body in self.indexes.namespace_models.get(namespace, []):
+            try:
+                result.append(parse_model(body))
+            except AISpecError:
+                continue  # an invalid Model reports itself; it serves no app
+        return result
+
+    def _resolve_models(self, app: AIApp, namespace: str) -> dict[str, ModelSpec]:
+        known = self._namespace_models(namespace)
+        resolved: dict[str, ModelSpec] = {}
+        for model_string in app_render.models_used(app.spec, self.render_settings):
+            spec = resolve_model(model_string, known)
+            if spec is None:
+                raise StalledError(
+                    "UnknownModel",
+                    f"No Model in namespace {namespace} and no preset serves {model_string!r} "
+                    f"(fix: create a Model with servedName {model_string!r}, or use a preset: "
+                    f"{', '.join(preset_names())}).")
+            resolved[model_string] = spec
+        return resolved
+
+    def _model_owners(
+        self, namespace: str, models: dict[str, ModelSpec]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Every app in the namespace that uses each of these model servers."""
+        servers = {model_servers.server_name(spec) for spec in models.values()}
+        known = self._namespace_models(namespace)
+        owners: dict[str, dict[str, dict[str, Any]]] = {server: {} for server in servers}
+        for key, users in self.indexes.app_models.items():
+            user_namespace, model_string = key
+            if user_namespace != namespace:
+                continue
+            spec = models.get(model_string) or resolve_model(model_string, known)
+            if spec is None or model_servers.server_name(spec) not in servers:
+                continue
+            for user in users:
+                owners[model_servers.server_name(spec)][user["metadata"]["uid"]] = user
+        return {server: sorted(found.values(), key=lambda o: o["metadata"]["name"])
+                for server, found in owners.items() if found}
+
+    async def _revisions(
+        self, body: dict[str, Any], app: AIApp, revision: str, previous: dict[str, Any]
+    ) -> tuple[str, str]:
+        """(serving, candidate): with gating, a new revision waits as a candidate."""
+        serving = previous.get("servingRevision") or ""
+        if not app.spec.testing.gated_rollout or not serving or serving == revision:
+            return revision, ""
+        config = await self.kube.get("ConfigMap", body["metadata"]["namespace"],
+                                     gateway_render.config_map_name(
+                                         body["metadata"]["name"], serving))
+        if config is None:
+            return revision, ""
+        tests = previous.get("tests") or {}
+        if tests.get("revision") == revision and tests.get("state") == "succeeded" \
+                and not tests.get("failed"):
+            return revision, ""
+        if tests.get("revision") == revision and tests.get("state") in ("succeeded", "failed"):
+            return serving, ""  # the candidate failed: keep serving, remove it
+        return serving, revision
+
+    def _config_map_for(self, body: dict[str, Any], revision: str) -> dict[str, Any]:
+        """Keep the serving revision's ConfigMap (its content is already live)."""
+        return {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": gateway_render.config_map_name(body["metadata"]["name"],
+                                                                revision),
+                         "namespace": body["metadata"]["namespace"],
+                         "ownerReferences": [meta.owner_reference(body)]},
+        }
+
+    async def _ensure_secrets(self, body: dict[str, Any], app: AIApp) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        owner = [meta.owner_reference(body)]
+        labels = meta.labels(name, "gateway")
+
+        # The app's API key is made once and kept: clients hold it.
+        await self.kube.create_if_missing({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": gateway_render.keys_secret_name(name), "namespace": namespace,
+                         "labels": labels, "ownerReferences": owner},
+            "data": {gateway_render.API_KEYS_KEY: base64.b64encode(
+                f"sk-aiapp-{secrets.token_urlsafe(24)}".encode()).decode()},
+        })
+
+        # Knowledge readers and writers get the store's DSN in their own namespace.
+        if not gateway_render.uses_knowledge(app.spec):
+            return
+        source = await self.kube.get("Secret", self.settings.namespace,
+                                     self.settings.store_secret)
+        if source is None or "dsn" not in (source.get("data") or {}):
+            raise kopf.TemporaryError(
+                f"The knowledge store Secret {self.settings.namespace}/"
+                f"{self.settings.store_secret} (key dsn) does not exist yet; retrying.",
+                delay=30)
+        await self.kube.ensure({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": gateway_render.store_secret_name(name), "namespace": namespace,
+                         "labels": labels, "ownerReferences": owner},
+            "data": {gateway_render.STORE_DSN_KEY: source["data"]["dsn"]},
+        })
+
+    async def _ensure_tests(
+        self,
+        body: dict[str, Any],
+        app: AIApp,
+        models: dict[str, ModelSpec],
+        live: dict[tuple[str, str], dict[str, Any]],
+        serving: str,
+        candidate: str,
+    ) -> dict[str, Any] | None:
+        """Create the test Job for the revision under test once its gateway is ready."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        judge = app_render.judge_endpoint(app.spec, models, namespace, self.render_settings)
+        if judge is None or not app.spec.testing.on_rollout and not candidate:
+            return None
+        revision, role = (candidate, "candidate") if candidate else (serving, "serving")
+        job_name = meta.dns_label(name, "test", revision)
+        existing = await self.kube.get("Job", namespace, job_name)
+        if existing is not None:
+            return existing
+        deployment = live.get(("Deployment", gateway_render.gateway_name(name, role)))
+        if not status.deployment_health(deployment, [], "gateway").ready:
+            return None
+        job = jobs.render_test_job(body, app.spec, revision, judge, self.render_settings, role)
+        return await self.kube.apply(job)
+
+    async def _prune(
+        self, body: dict[str, Any], desired: Iterable[dict[str, Any]], servers: set[str]
+    ) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
+        uid = body["metadata"].get("uid")
+
+        # Children labelled as this app's that it no longer renders.
+        for kind in PRUNED_KINDS:
+            for child in await self.kube.list(kind, namespace, {meta.APP_LABEL: name}):
+                child_name = child["metadata"]["name"]
+                if (kind, child_name) in wanted:
+                    continue
+                if kind == "Job" and child["metadata"].get("labels", {}).get(
+                        meta.COMPONENT_LABEL) == "test-run":
+                    continue  # test results stay as the record of a revision
+                await self.kube.delete(kind, namespace, child_name)
+
+        # Model servers this app used to share: drop its ownership, or the server if last.
+        for deployment in await self.kube.list(
+                "Deployment", namespace, {meta.COMPONENT_LABEL: model_servers.COMPONENT}):
+            server = deployment["metadata"]["name"]
+            refs = deployment["metadata"].get("ownerReferences") or []
+            if server in servers or not any(ref.get("uid") == uid for ref in refs):
+                continue
+            self.server_users.get((namespace, server), set()).discard(name)
+            remaining = [ref for ref in refs if ref.get("uid") != uid]
+            for kind in ("Deployment", "Service"):
+                if remaining:
+                    await self.kube.apply({
+                        "apiVersion": "apps/v1" if kind == "Deployment" else "v1",
+                        "kind": kind,
+                        "metadata": {"name": server, "namespace": namespace,
+                                     "ownerReferences": remaining},
+                    })
+                else:
+                    await self.kube.delete(kind, namespace, server)
+
+    async def _observe(
+        self,
+        body: dict[str, Any],
+        app: AIApp,
+        models: dict[str, ModelSpec],
+        rendered: app_render.RenderedApp,
+        live: dict[tuple[str, str], dict[str, Any]],
+        serving: str,
+        candidate: str,
+    ) -> status.Observed:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        observed = status.Observed(
+            generation=body["metadata"].get("generation", 0),
+            endpoint=gateway_render.gateway_url(namespace, name, self.render_settings),
+            revision=rendered.revision,
+            serving_revision=serving,
+            candidate_revision=candidate,
+        )
+
+        # Model servers, with the reasons their pods are stuck.
+        for model_string, server in rendered.model_names.items():
+            if not server:
+                observed.models[model_string] = status.Health(True, "External",
+                                                              "Served by an external provider.")
+                continue
+            pods = await self.kube.list("Pod", namespace, {meta.MODEL_SERVER_LABEL: server})
+            observed.models[model_string] = status.deployment_health(
+                live.get(("Deployment", server)), pods, f"Model server {server}")
+        for assistant in app.spec.assistants:
+            health = observed.models[assistant.model]
+            observed.assistants.append({
+                "name": assistant.name,
+                "model": assistant.model,
+                "modelServer": rendered.model_names[assistant.model] or "external",
+                "state": "Ready" if health.ready else health.reason,
+            })
+
+        # The serving gateway.
+        gateway_name = gateway_render.gateway_name(name)
+        pods = await self.kube.list("Pod", namespace, {
+            meta.APP_LABEL: name, meta.COMPONENT_LABEL: gateway_render.COMPONENT,
+            f"{meta.DOMAIN}/role": "serving"})
+        observed.gateway = status.deployment_health(
+            live.get(("Deployment", gateway_name)), pods, "The gateway")
+
+        # Knowledge: each entry's current index Job and what it reported.
+        embeddings = self.render_settings.embeddings_url and self.render_settings. \
+            embeddings_model or self.render_settings.embeddings_model
+        for manifest in rendered.knowledge:
+            if manifest["kind"] != "Job":
+                continue
+            job = live.get(("Job", manifest["metadata"]["name"]))
+            summary = await self._job_summary(namespace, job)
+            observed.knowledge.append(status.KnowledgeReport(
+                name=manifest["metadata"]["labels"][meta.KNOWLEDGE_LABEL], job=job,
+                summary=summary, embedding_model=embeddings))
+
+        # Tests of the revision under test, or the last one tested.
+        judge = app_render.evaluation_model(app.spec, self.render_settings)
+        if not judge and any(a.tests for a in app.spec.assistants):
+            observed.tests_note = ("The app has tests but no evaluation model (fix: set "
+                                   "spec.testing.evaluation_model, or the operator's "
+                                   "evaluationModel setting).")
+        tested = candidate or serving
+        job = await self.kube.get("Job", namespace, meta.dns_label(name, "test", tested))
+        if job is not None:
+            observed.tests = status.TestReport(
+                revision=tested, job=job, summary=await self._job_summary(namespace, job),
+                evaluation_model=judge)
+        elif previous_tests := (body.get("status") or {}).get("tests"):
+            observed.tests = status.TestReport(
+                revision=previous_tests.get("revision", ""), job=None,
+                summary=previous_tests, evaluation_model=judge)
+            if previous_tests.get("state") in ("succeeded", "failed"):
+                observed.tests.job = {"status": {"conditions": [{
+                    "type": "Complete" if previous_tests["state"] == "succeeded" else "Failed",
+                    "status": "True"}], "completionTime": previous_tests.get("time")}}
+        return observed
+
+    async def _job_summary(self, namespace: str, job: dict[str, Any] | None) -> dict[str, Any]:
+        if job is None or status.job_state(job) not in ("succeeded", "failed"):
+            return {}
+        pods = await self.kube.list("Pod", namespace, {"job-name": job["metadata"]["name"]})
+        return status.termination_summary(pods)
+
+    async def _report(
+        self,
+        body: dict[str, Any],
+        observed: status.Observed,
+        previous: dict[str, Any],
+        logger: logging.Logger,
+    ) -> tuple[bool, str]:
+        """Write the status if it changed, and tell people about transitions as Events."""
+        new = status.summarise(observed, previous)
+        ready = new["conditions"][0]["status"] == "True"
+        if status.same_status(new, previous):
+            return ready, new["message"]
+        await self.kube.patch_status("AIApp", body["metadata"]["namespace"],
+                                     body["metadata"]["name"], new)
+
+        # Events for what changed, in one sentence each.
+        old = {c["type"]: c for c in previous.get("conditions", [])}
+        for condition in new["conditions"]:
+            before = old.get(condition["type"], {})
+            if before.get("status") == condition["status"] and \
+                    before.get("reason") == condition["reason"]:
+                continue
+            if condition["type"] in ("Reconciling",):
+                continue
+            bad = (condition["type"] == "Stalled") == (condition["status"] == "True")
+            text = f"{condition['type']} is {condition['status']}: {condition['message']}"
+            if bad and condition["status"] != "Unknown":
+                kopf.warn(body, reason=condition["reason"], message=text)
+            else:
+                kopf.info(body, reason=condition["reason"], message=text)
+        logger.info(f"Status: {new['message']}")
+        return ready, new["message"]
