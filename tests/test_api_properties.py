@@ -125,7 +125,7 @@ def paths_of(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     """An example document with a few keys deleted, replaced or added."""
-    document = copy.deepcopy(draw(st.sampled_from(SEEDS)))
+    document: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         path = draw(st.sampled_from(paths_of(document)))
         parent: Any = document
