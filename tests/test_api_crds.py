@@ -140,5 +140,5 @@ def test_cel_rules_carry_messages() -> None:
         for _, node in walk(schema_of(name))
         for rule in node.get("x-kubernetes-validations", [])
     ]
-    assert len(rules) == 6
+    assert len(rules) == 8
     assert all(rule["message"] for rule in rules)

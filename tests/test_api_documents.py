@@ -126,6 +126,11 @@ PROBLEM_CASES = [
         id="a key written twice is refused",
     ),
     pytest.param(
+        "assistants:\n  - {name: x, model: m}\n",
+        [(0, "name", 1, "the object has no name")],
+        id="a bare document needs a name",
+    ),
+    pytest.param(
         "- name: shop\n",
         [(0, "<document>", 1, "a document must be a mapping (an AIApp, a Helix app or a Model)")],
         id="a document is a mapping",

@@ -99,8 +99,14 @@ def test_duplicate_assistant_names_are_refused_by_the_list_map(
             "the source names nothing to index",
         ),
         (f.model("no-gpu", gpu={"count": 0}), "runtime vllm needs at least one GPU"),
+        (f.aiapp("my.app"), "metadata.name must be a DNS label"),
     ],
-    ids=["refresh needs a schedule", "a source names something", "vllm needs a GPU"],
+    ids=[
+        "refresh needs a schedule",
+        "a source names something",
+        "vllm needs a GPU",
+        "the name is a DNS label",
+    ],
 )
 def test_cel_rules_refuse_with_their_message(
     crds_installed: LocalCluster, namespace: str, body: dict[str, Any], message: str

@@ -779,6 +779,8 @@ class ObjectMeta(BaseModel):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, name: str) -> str:
+        if not name:
+            raise _fail("the object has no name", "give it a name, such as 'my-app'")
         # Object names prefix the names of Services and Deployments, so they must be labels.
         if not DNS_LABEL_RE.match(name) or len(name) > 63:
             raise _fail(

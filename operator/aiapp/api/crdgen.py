@@ -81,6 +81,14 @@ CEL_RULES: Final[dict[str, list[dict[str, str]]]] = {
     ],
 }
 
+# Object names prefix the names of Services and Deployments, so they must be DNS labels.
+NAME_RULE: Final = {
+    "rule": "size(self.metadata.name) <= 63 && "
+    "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+    "message": "metadata.name must be a DNS label (at most 63 lower-case letters, digits and "
+    "'-'), since it prefixes the names of Services and Deployments",
+}
+
 _CONDITION: Final = '.status.conditions[?(@.type=="Ready")]'
 AIAPP_COLUMNS: Final[list[dict[str, Any]]] = [
     {
@@ -261,6 +269,7 @@ def _crd(
             },
         },
         "required": ["spec"],
+        "x-kubernetes-validations": [NAME_RULE],
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

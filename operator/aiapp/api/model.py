@@ -256,6 +256,7 @@ def resolve_model(name: str, models: Iterable[Model]) -> ModelSpec | None:
     ``metadata.name`` match, so a Model named ``llama`` serving ``meta-llama/...`` is found by
     either string.
     """
+    # Imported here because the presets module builds Model objects from this module.
     from aiapp.api.presets import presets
 
     for candidates in (list(models), presets()):
