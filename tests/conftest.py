@@ -15,6 +15,8 @@ import pytest
 
 from aiapp.localcluster import ClusterTier, LocalCluster, MissingBinaryError
 
+pytest_plugins = ["operator_fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_MARKERS = {"cluster", "gitops"}
 _start_failure: list[str] = []

@@ -8,15 +8,7 @@ from typing import Any
 import pytest
 
 from aiapp.localcluster import LocalCluster
-from operator_fixtures import (  # noqa: F401 - the fixture is used by name
-    OperatorProcess,
-    app_body,
-    apply,
-    condition,
-    get,
-    operator,
-    wait_until,
-)
+from operator_fixtures import OperatorProcess, app_body, apply, condition, get, wait_until
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parent.parent

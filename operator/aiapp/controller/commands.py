@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import click
 import kopf
@@ -42,7 +43,7 @@ def operator(
         raise click.UsageError("say which namespaces to watch: -n NAME (repeatable) or -A")
     if namespaces and all_namespaces:
         raise click.UsageError("-n and -A exclude each other; choose one")
-    overrides = {key: value for key, value in {
+    overrides: dict[str, Any] = {key: value for key, value in {
         "metrics_port": metrics_port, "evaluation_model": evaluation_model, "image": image,
     }.items() if value is not None}
     settings = OperatorSettings(**overrides)

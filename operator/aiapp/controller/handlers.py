@@ -30,7 +30,7 @@ RESYNC_SECONDS = float(os.environ.get("AIAPP_RESYNC_SECONDS", "300"))
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger,
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger,
                     **_: Any) -> None:
     operator_settings: OperatorSettings = memo.get("settings") or OperatorSettings()
 
@@ -65,27 +65,30 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(*AIAPPS)
-def app_models(namespace: str, name: str, uid: str, spec: kopf.Spec, memo: kopf.Memo,
+def app_models(namespace: str | None, name: str, uid: str, spec: kopf.Spec, memo: kopf.Memo,
                **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
     """(namespace, model string) -> the apps that need that model served."""
     settings = memo.get("settings") or OperatorSettings()
     owner = {"apiVersion": "app.aispec.org/v1alpha1", "kind": "AIApp",
              "metadata": {"name": name, "uid": uid}}
+    assert namespace is not None, "AIApps are namespaced"
     return {(namespace, model): owner for model in models_of_spec(dict(spec), settings)}
 
 
 @kopf.index(*MODELS)
-def namespace_models(namespace: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+def namespace_models(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     """namespace -> its Model objects."""
+    assert namespace is not None, "Models are namespaced"
     return {namespace: {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
                         "metadata": {"name": body.metadata.name, "namespace": namespace},
                         "spec": dict(body.spec)}}
 
 
-def _reconciler(memo: kopf.Memo, app_models: kopf.Index[Any, Any],
-                namespace_models: kopf.Index[Any, Any]) -> Reconciler:
+def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:
+    """The reconciler, told the current indexes (kopf passes them by their function names)."""
     reconciler: Reconciler = memo.reconciler
-    reconciler.indexes = Indexes(app_models=app_models, namespace_models=namespace_models)
+    reconciler.indexes = Indexes(app_models=kwargs["app_models"],
+                                 namespace_models=kwargs["namespace_models"])
     return reconciler
 
 
@@ -96,10 +99,11 @@ def _reconciler(memo: kopf.Memo, app_models: kopf.Index[Any, Any],
 @kopf.on.create(*AIAPPS)
 @kopf.on.update(*AIAPPS)
 async def reconcile_app(
-    namespace: str, name: str, logger: logging.Logger, memo: kopf.Memo,
-    app_models: kopf.Index[Any, Any], namespace_models: kopf.Index[Any, Any], **_: Any,
+    namespace: str | None, name: str, logger: kopf.Logger, memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    reconciler = _reconciler(memo, app_models, namespace_models)
+    assert namespace is not None, "AIApps and their children are namespaced"
+    reconciler = _reconciler(memo, kwargs)
     try:
         outcome = await reconciler.reconcile(namespace, name, logger)
     except StalledError as stalled:
@@ -114,10 +118,11 @@ async def reconcile_app(
 
 @kopf.timer(*AIAPPS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 async def resync_app(
-    namespace: str, name: str, logger: logging.Logger, memo: kopf.Memo,
-    app_models: kopf.Index[Any, Any], namespace_models: kopf.Index[Any, Any], **_: Any,
+    namespace: str | None, name: str, logger: kopf.Logger, memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    reconciler = _reconciler(memo, app_models, namespace_models)
+    assert namespace is not None, "AIApps and their children are namespaced"
+    reconciler = _reconciler(memo, kwargs)
     try:
         outcome = await reconciler.reconcile(namespace, name, logger, trigger="resync")
     except StalledError:
@@ -136,10 +141,11 @@ async def resync_app(
 @kopf.on.event("batch", "v1", "cronjobs", labels=OURS)
 @kopf.on.event("", "v1", "pods", labels=OURS)
 def child_changed(
-    namespace: str, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo, logger: logging.Logger,
-    app_models: kopf.Index[Any, Any], namespace_models: kopf.Index[Any, Any], **_: Any,
+    namespace: str | None, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    reconciler = _reconciler(memo, app_models, namespace_models)
+    assert namespace is not None, "AIApps and their children are namespaced"
+    reconciler = _reconciler(memo, kwargs)
     owners = {ref["name"] for ref in body.metadata.get("ownerReferences", [])
               if ref.get("kind") == "AIApp"}
     if app := labels.get(meta.APP_LABEL):
@@ -152,11 +158,13 @@ def child_changed(
 
 @kopf.on.event(*MODELS)
 def model_changed(
-    namespace: str, memo: kopf.Memo,
-    app_models: kopf.Index[Any, Any], namespace_models: kopf.Index[Any, Any], **_: Any,
+    namespace: str | None, memo: kopf.Memo,
+    **kwargs: Any,
 ) -> None:
-    reconciler = _reconciler(memo, app_models, namespace_models)
-    apps = {user["metadata"]["name"] for (ns, _model), users in app_models.items()
+    assert namespace is not None, "AIApps and their children are namespaced"
+    reconciler = _reconciler(memo, kwargs)
+    index = reconciler.indexes.app_models
+    apps = {user["metadata"]["name"] for (ns, _model), users in index.items()
             if ns == namespace for user in users}
     for app in sorted(apps):
         reconciler.kick(namespace, app)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from lightkube import ApiError, AsyncClient
-from lightkube.core.resource import Resource
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import CronJob, Job
@@ -22,7 +21,7 @@ from lightkube.resources.core_v1 import (
     Secret,
     Service,
 )
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
 from aiapp.render.meta import MANAGER
 
@@ -31,7 +30,8 @@ AIAppResource = create_namespaced_resource(
 ModelResource = create_namespaced_resource(
     "model.aispec.org", "v1alpha1", "Model", "models")
 
-RESOURCES: dict[str, type[Resource]] = {
+# Typed as Any: lightkube's overloads want one concrete kind per call, not a union of them.
+RESOURCES: dict[str, Any] = {
     "Deployment": Deployment,
     "Service": Service,
     "ConfigMap": ConfigMap,
@@ -45,7 +45,7 @@ RESOURCES: dict[str, type[Resource]] = {
 }
 
 
-def resource_of(kind: str) -> type[Resource]:
+def resource_of(kind: str) -> Any:
     return RESOURCES[kind]
 
 
@@ -70,7 +70,7 @@ def needs_apply(desired: Any, live: Any) -> bool:
     if isinstance(desired, list):
         if not isinstance(live, list) or len(live) != len(desired):
             return True
-        return any(needs_apply(d, l) for d, l in zip(desired, live, strict=True))
+        return any(needs_apply(want, have) for want, have in zip(desired, live, strict=True))
     if isinstance(desired, bool) or isinstance(live, bool):
         return desired is not live
     if isinstance(desired, int | float) and isinstance(live, int | float):
@@ -102,7 +102,7 @@ class Kube:
         return [
             to_dict(obj)
             async for obj in self.client.list(
-                resource_of(kind), namespace=namespace, labels=labels or {})
+                resource_of(kind), namespace=namespace, labels=dict(labels or {}))
         ]
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -138,9 +138,8 @@ class Kube:
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         self.writes += 1
         try:
-            await self.client.delete(
-                resource_of(kind), name, namespace=namespace,
-                propagation_policy="Background")  # type: ignore[call-arg]
+            await self.client.delete(resource_of(kind), name, namespace=namespace,
+                                     cascade=CascadeType.BACKGROUND)
         except ApiError as error:
             if error.status.code == 404:
                 return False
@@ -152,7 +151,7 @@ class Kube:
     ) -> None:
         self.writes += 1
         await self.client.patch(
-            resource_of(kind).Status, name, {"status": status},  # type: ignore[attr-defined]
+            resource_of(kind).Status, name, {"status": status},
             namespace=namespace, patch_type=PatchType.MERGE,
         )
 

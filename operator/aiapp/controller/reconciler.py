@@ -30,6 +30,7 @@ from aiapp.render import gateway as gateway_render
 from aiapp.render import jobs, meta, model_servers
 
 AppKey = tuple[str, str]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
 PRUNED_KINDS = ("Deployment", "Service", "ConfigMap", "Job", "CronJob")
 
 
@@ -87,7 +88,7 @@ class Reconciler:
 
     # --- triggers ----------------------------------------------------------------------------
 
-    def kick(self, namespace: str, name: str, logger: logging.Logger | None = None) -> None:
+    def kick(self, namespace: str, name: str, logger: Logger | None = None) -> None:
         """Reconcile an app soon; bursts of child events collapse into one run."""
         key = (namespace, name)
         if key in self._kicks and not self._kicks[key].done():
@@ -105,7 +106,7 @@ class Reconciler:
                       if ns == namespace and app in users)
 
     async def _kicked(
-        self, namespace: str, name: str, logger: logging.Logger | None, delay: float = 0.5,
+        self, namespace: str, name: str, logger: Logger | None, delay: float = 0.5,
     ) -> None:
         await asyncio.sleep(delay)
         log = logger or logging.getLogger("aiapp.operator")
@@ -123,7 +124,7 @@ class Reconciler:
     # --- the reconcile -------------------------------------------------------------------------
 
     async def reconcile(
-        self, namespace: str, name: str, logger: logging.Logger, *, trigger: str = "change",
+        self, namespace: str, name: str, logger: Logger, *, trigger: str = "change",
     ) -> Outcome:
         lock = self._locks.setdefault((namespace, name), asyncio.Lock())
         async with lock:
@@ -137,7 +138,7 @@ class Reconciler:
             outcome.writes = self.kube.writes - writes_before
             return outcome
 
-    async def _reconcile(self, namespace: str, name: str, logger: logging.Logger) -> Outcome:
+    async def _reconcile(self, namespace: str, name: str, logger: Logger) -> Outcome:
         # Fetch the app fresh: triggers may carry an old body.
         body = await self.kube.get("AIApp", namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
@@ -181,7 +182,7 @@ class Reconciler:
             live[(manifest["kind"], manifest["metadata"]["name"])] = obj
             if wrote:
                 metrics.CHILDREN_APPLIED.labels(manifest["kind"]).inc()
-        for model_string, server in rendered.model_names.items():
+        for server in rendered.model_names.values():
             if server:
                 self.server_users.setdefault((namespace, server), set()).add(name)
 
@@ -478,7 +479,7 @@ class Reconciler:
         body: dict[str, Any],
         observed: status.Observed,
         previous: dict[str, Any],
-        logger: logging.Logger,
+        logger: Logger,
     ) -> tuple[bool, str]:
         """Write the status if it changed, and tell people about transitions as Events."""
         new = status.summarise(observed, previous)
@@ -500,8 +501,8 @@ class Reconciler:
             bad = (condition["type"] == "Stalled") == (condition["status"] == "True")
             text = f"{condition['type']} is {condition['status']}: {condition['message']}"
             if bad and condition["status"] != "Unknown":
-                kopf.warn(body, reason=condition["reason"], message=text)
+                kopf.warn(body, reason=condition["reason"], message=text)  # type: ignore[arg-type]
             else:
-                kopf.info(body, reason=condition["reason"], message=text)
+                kopf.info(body, reason=condition["reason"], message=text)  # type: ignore[arg-type]
         logger.info(f"Status: {new['message']}")
         return ready, new["message"]

@@ -319,4 +319,4 @@ def same_status(new: dict[str, Any], old: dict[str, Any]) -> bool:
         return value
 
     keys = set(new)
-    return strip(new) == strip({k: v for k, v in old.items() if k in keys})
+    return bool(strip(new) == strip({k: v for k, v in old.items() if k in keys}))

@@ -66,7 +66,7 @@ spec:
   selector:
     matchExpressions:
     - {key: '.metadata.deletionTimestamp', operator: DoesNotExist}
-    - {key: '.metadata.annotations["%(waiting)s"]', operator: DoesNotExist}
+    - {key: '.metadata.annotations["@WAITING@"]', operator: DoesNotExist}
     - {key: '.status.phase', operator: In, values: [Pending]}
     - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
       operator: NotIn
@@ -96,7 +96,7 @@ spec:
       {{ end }}
       phase: Running
       startTime: {{ $now | Quote }}
-""" % {"waiting": WAITING_REASON}
+"""
 
 _POD_WAITING = """
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -108,14 +108,14 @@ spec:
   selector:
     matchExpressions:
     - {key: '.metadata.deletionTimestamp', operator: DoesNotExist}
-    - {key: '.metadata.annotations["%(waiting)s"]', operator: Exists}
+    - {key: '.metadata.annotations["@WAITING@"]', operator: Exists}
     - {key: '.status.phase', operator: In, values: [Pending]}
     - {key: '.status.containerStatuses', operator: DoesNotExist}
   next:
     statusTemplate: |
       {{ $now := Now }}
-      {{ $reason := index .metadata.annotations "%(waiting)s" }}
-      {{ $message := or (index .metadata.annotations "%(message)s") $reason }}
+      {{ $reason := index .metadata.annotations "@WAITING@" }}
+      {{ $message := or (index .metadata.annotations "@MESSAGE@") $reason }}
       conditions:
       - {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
       - {type: Ready, status: "False", reason: ContainersNotReady,
@@ -134,7 +134,7 @@ spec:
       {{ end }}
       phase: Pending
       startTime: {{ $now | Quote }}
-""" % {"waiting": WAITING_REASON, "message": WAITING_MESSAGE}
+"""
 
 _JOB_POD_DONE = """
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -156,8 +156,8 @@ spec:
       {{ $code := "0" }}
       {{ $message := "" }}
       {{ with .metadata.annotations }}
-      {{ $code = or (index . "%(exit)s") "0" }}
-      {{ $message = or (index . "%(term)s") "" }}
+      {{ $code = or (index . "@EXIT@") "0" }}
+      {{ $message = or (index . "@TERM@") "" }}
       {{ end }}
       conditions:
       - {type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }}}
@@ -179,7 +179,7 @@ spec:
             finishedAt: {{ $now | Quote }}
       {{ end }}
       phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
-""" % {"exit": EXIT_CODE, "term": TERMINATION_MESSAGE}
+"""
 
 _POD_GONE = """
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -196,4 +196,11 @@ spec:
     delete: true
 """
 
-STAGES = "---".join([_NODE_READY, _POD_RUNNING, _POD_WAITING, _JOB_POD_DONE, _POD_GONE])
+# The templates name the annotations through markers, since Go's {{ }} clash with str.format.
+STAGES = (
+    "---".join([_NODE_READY, _POD_RUNNING, _POD_WAITING, _JOB_POD_DONE, _POD_GONE])
+    .replace("@WAITING@", WAITING_REASON)
+    .replace("@MESSAGE@", WAITING_MESSAGE)
+    .replace("@EXIT@", EXIT_CODE)
+    .replace("@TERM@", TERMINATION_MESSAGE)
+)

@@ -100,8 +100,8 @@ def _runtime_container(model: ModelSpec, settings: RenderSettings) -> dict[str, 
         }}})
 
     resources: dict[str, dict[str, str]] = {
-        "requests": dict(model.resources.requests),
-        "limits": dict(model.resources.limits),
+        "requests": {k: str(v) for k, v in model.resources.requests.items()},
+        "limits": {k: str(v) for k, v in model.resources.limits.items()},
     }
     if model.gpu.count:
         resources["requests"][GPU_RESOURCE] = str(model.gpu.count)
@@ -167,7 +167,8 @@ def _scheduling(model: ModelSpec) -> dict[str, Any]:
 
 def _volumes(model: ModelSpec, name: str) -> list[dict[str, Any]]:
     if model.cache and model.cache.existing_claim:
-        models: dict[str, Any] = {"persistentVolumeClaim": {"claimName": model.cache.existing_claim}}
+        claim = model.cache.existing_claim
+        models: dict[str, Any] = {"persistentVolumeClaim": {"claimName": claim}}
     elif model.cache and model.cache.size:
         models = {"persistentVolumeClaim": {"claimName": f"{name}-cache"}}
     else:
