@@ -131,6 +131,23 @@ PROBLEM_CASES = [
         id="a bare document needs a name",
     ),
     pytest.param(
+        "name: shop\nassistants: &loop\n  - *loop\n",
+        [(0, "assistants[0]", 2, "the document contains itself through a YAML alias")],
+        id="a document that contains itself is refused",
+    ),
+    pytest.param(
+        BARE.replace("./pets.yaml", "|\n          2020-01-01: x\n          openapi: 3.0.3"),
+        [
+            (
+                0,
+                "assistants[0].apis[0].schema",
+                7,
+                "the schema has keys that are not text, or refers to itself through a YAML alias",
+            )
+        ],
+        id="a schema with a date for a key is refused",
+    ),
+    pytest.param(
         "- name: shop\n",
         [(0, "<document>", 1, "a document must be a mapping (an AIApp, a Helix app or a Model)")],
         id="a document is a mapping",

@@ -112,7 +112,12 @@ def load_schema(text: str) -> dict[str, Any]:
         raise SchemaError("the schema is not a mapping; an OpenAPI document starts with openapi:")
     # Round-trip through JSON so that YAML dates and other non-JSON scalars read as text, as
     # the OpenAPI validator expects.
-    checked: dict[str, Any] = json.loads(json.dumps(document, default=str))
+    try:
+        checked: dict[str, Any] = json.loads(json.dumps(document, default=str))
+    except (TypeError, ValueError):
+        raise SchemaError(
+            "the schema has keys that are not text, or refers to itself through a YAML alias"
+        ) from None
     try:
         validate_openapi(checked)
     except Exception as exc:  # the validator raises many unrelated types; all mean "invalid"
@@ -134,10 +139,17 @@ class _Located:
     def __init__(self, node: yaml.Node) -> None:
         self.lines: dict[Path, int] = {}
         self.duplicates: list[tuple[Path, int]] = []
+        self.cycle: Path | None = None
+        self._open: set[int] = set()
         self._walk(node, ())
 
     def _walk(self, node: yaml.Node, path: Path) -> None:
         self.lines.setdefault(path, node.start_mark.line + 1)
+        # An alias to an enclosing anchor makes the document contain itself; stop there.
+        if id(node) in self._open:
+            self.cycle = self.cycle or path
+            return
+        self._open.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in node.value:
@@ -152,6 +164,7 @@ class _Located:
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self._walk(item, (*path, index))
+        self._open.discard(id(node))
 
     def line(self, path: Path) -> int | None:
         for end in range(len(path), -1, -1):
@@ -193,7 +206,10 @@ def _compose(text: str) -> tuple[list[_Document], list[Problem]]:
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
-                documents.append(_Document(index, loader.construct_document(node), _Located(node)))
+                located = _Located(node)
+                # A document that contains itself cannot be constructed, let alone validated.
+                data = None if located.cycle is not None else loader.construct_document(node)
+                documents.append(_Document(index, data, located))
             index += 1
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -296,6 +312,14 @@ def load_documents(
 
     for doc in documents:
         data = doc.data
+        if doc.located.cycle is not None:
+            issue = Issue(
+                doc.located.cycle,
+                "the document contains itself through a YAML alias",
+                "replace the alias (*name) with the content it should repeat",
+            )
+            problems.append(doc.problem(issue))
+            continue
         if data is None:
             continue
 
