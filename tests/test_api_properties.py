@@ -196,3 +196,38 @@ def test_load_documents_reports_problems_with_lines_instead_of_raising(text: str
 @given(st.text(alphabet=st.sampled_from(list("ab:-{}[]|>&*!%@`'\"\n #${}")), max_size=60))
 def test_load_documents_survives_arbitrary_text(text: str) -> None:
     load_documents(text, None)
+
+
+@fast(400)
+@given(
+    st.one_of(
+        st.text(alphabet=st.sampled_from(list("0123456789*/-,@ LW#?hmsevryMONJA")), max_size=24),
+        st.builds("@every {}{}".format, st.integers(min_value=0), st.sampled_from("hms")),
+    )
+)
+def test_any_refresh_schedule_is_accepted_or_refused_with_our_error(schedule: str) -> None:
+    body = {
+        "apiVersion": "app.aispec.org/v1alpha1",
+        "kind": "AIApp",
+        "metadata": {"name": "a"},
+        "spec": {
+            "assistants": [
+                {
+                    "name": "a",
+                    "model": "m",
+                    "knowledge": [
+                        {
+                            "name": "k",
+                            "source": {"text": "t"},
+                            "refresh_enabled": True,
+                            "refresh_schedule": schedule,
+                        }
+                    ],
+                }
+            ]
+        },
+    }
+    try:
+        parse_app(body)
+    except AISpecError as exc:
+        assert exc.issues

@@ -162,6 +162,18 @@ INVALID_APPS = [
         id="a cron schedule must parse",
     ),
     pytest.param(
+        knowledge_app(refresh_enabled=True, refresh_schedule="0 0 L * *"),
+        f"{A0}.knowledge[0].refresh_schedule: '0 0 L * *' uses L, W or #, which standard cron "
+        "(and Kubernetes CronJobs) do not understand",
+        id="cron extensions that CronJobs lack are refused",
+    ),
+    pytest.param(
+        knowledge_app(refresh_enabled=True, refresh_schedule="0 0 * * MON#2"),
+        f"{A0}.knowledge[0].refresh_schedule: '0 0 * * MON#2' uses L, W or #, which standard "
+        "cron (and Kubernetes CronJobs) do not understand",
+        id="the nth weekday extension is refused",
+    ),
+    pytest.param(
         knowledge_app(refresh_enabled=True),
         f"{A0}.knowledge[0]: refresh_enabled is true but refresh_schedule is empty",
         id="refresh needs a schedule",
@@ -241,7 +253,18 @@ def test_every_issue_carries_a_fix() -> None:
 
 @pytest.mark.parametrize(
     "schedule",
-    ["0 */6 * * *", "17 * * * *", "@every 2h", "@every 1h", "@every 90m", "@daily", "@hourly"],
+    [
+        "0 */6 * * *",
+        "17 * * * *",
+        "0 9 * * MON-FRI",
+        "30 8 1 JUL WED",
+        "@every 2h",
+        "@every 1h",
+        "@every 90m",
+        "@every 99999999999999999999h",
+        "@daily",
+        "@hourly",
+    ],
 )
 def test_a_refresh_at_most_hourly_is_accepted(schedule: str) -> None:
     app = parse_app(knowledge_app(refresh_enabled=True, refresh_schedule=schedule))

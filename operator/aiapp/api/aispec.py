@@ -55,6 +55,8 @@ DNS_SUBDOMAIN_RE: Final = re.compile(
 )
 SECRET_KEY_RE: Final = re.compile(r"^[-._a-zA-Z0-9]+$")
 GO_DURATION_RE: Final = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns))+$")
+# croniter's L (last), W (weekday) and # (nth weekday), but not inside names such as JUL or WED.
+CRON_EXTENSION_RE: Final = re.compile(r"\d[LW]\b|\bLW?\b|#")
 _GO_DURATION_PART_RE: Final = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
 _GO_UNITS: Final = {
     "h": 3600.0,
@@ -299,7 +301,8 @@ def every_interval(schedule: str) -> timedelta | None:
     seconds = sum(
         float(amount) * _GO_UNITS[unit] for amount, unit in _GO_DURATION_PART_RE.findall(duration)
     )
-    return timedelta(seconds=seconds)
+    # Anything beyond a century is as good as never; timedelta cannot hold much more.
+    return timedelta(seconds=min(seconds, 100 * 365 * 86400))
 
 
 def check_schedule(schedule: str, minimum: timedelta = MIN_REFRESH_INTERVAL) -> str:
@@ -323,6 +326,12 @@ def check_schedule(schedule: str, minimum: timedelta = MIN_REFRESH_INTERVAL) -> 
             f"{schedule!r} has {len(fields)} fields; a cron schedule has 5 "
             "(minute hour day-of-month month day-of-week)",
             "write e.g. '0 */6 * * *' for every six hours, or '@every 6h'",
+        )
+    if not is_macro and CRON_EXTENSION_RE.search(schedule.upper()):
+        raise _fail(
+            f"{schedule!r} uses L, W or #, which standard cron (and Kubernetes CronJobs) "
+            "do not understand",
+            "use plain values, ranges, lists and steps, such as '0 6 1 * *'",
         )
     if not croniter.is_valid(schedule):
         raise _fail(
