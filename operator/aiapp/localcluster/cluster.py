@@ -19,6 +19,7 @@ import enum
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +39,8 @@ BINARIES = {
                 "kube-scheduler", "kwok"),
 }
 START_TIMEOUT = 120.0
-STOP_TIMEOUT = 15.0
+# Processes get a short grace period: the cluster state is thrown away anyway.
+STOP_TIMEOUT = 5.0
 
 
 class ClusterTier(enum.StrEnum):
@@ -48,6 +50,10 @@ class ClusterTier(enum.StrEnum):
 
 class MissingBinaryError(RuntimeError):
     """A control-plane binary is not built; the message says how to build it."""
+
+
+class KubectlError(RuntimeError):
+    """kubectl exited non-zero; the message has its error output."""
 
 
 class ClusterStartError(RuntimeError):
@@ -176,21 +182,21 @@ class LocalCluster:
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        """Run the built kubectl against this cluster."""
-        return subprocess.run(
+        """Run the built kubectl against this cluster; a failure carries kubectl's message."""
+        result = subprocess.run(
             [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            check=check, capture_output=True, text=True, input=input, timeout=timeout,
+            check=False, capture_output=True, text=True, input=input, timeout=timeout,
         )
+        if check and result.returncode != 0:
+            raise KubectlError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
 
     def http_client(self) -> httpx.Client:
         """An httpx client authenticated as the cluster admin."""
         assert self._pki is not None
-        return httpx.Client(
-            base_url=self.server,
-            verify=str(self._pki.ca_cert),
-            cert=(str(self._pki.admin_cert), str(self._pki.admin_key)),
-            timeout=10,
-        )
+        context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+        context.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
+        return httpx.Client(base_url=self.server, verify=context, timeout=10)
 
     # --- steps -----------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def node_manifest(node: SimulatedNode) -> dict[str, Any]:
             "nvidia.com/gpu.present": "true",
         }
         capacity[GPU_RESOURCE] = str(node.gpus)
-        taints.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+        taints.append({"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"})
     return {
         "apiVersion": "v1",
         "kind": "Node",
