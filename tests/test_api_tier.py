@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ def crds_installed(api_server: LocalCluster) -> LocalCluster:
         "crd/aiapps.app.aispec.org",
         "crd/models.model.aispec.org",
     )
+
+    # The apiserver publishes a new CRD's OpenAPI a moment after it is established; explain
+    # and client-side validation need it.
+    for kind in ("aiapps", "models.model.aispec.org"):
+        for _ in range(120):
+            if api_server.kubectl("explain", kind, check=False).returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the apiserver never published the OpenAPI of {kind}")
     return api_server
 
 
