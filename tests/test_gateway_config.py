@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from aiapp.gateway.assistants import SpecError
 from aiapp.gateway.commands import gateway
+from aiapp.gateway.errors import SpecError
 from aiapp.gateway.prompting import KnowledgeTemplateError, go_template_to_jinja
 from aiapp.gateway.server import create_app
 from doubles import gateway_config
@@ -60,34 +60,94 @@ def test_the_command_names_what_is_wrong_with_the_config_file(
     assert message in result.output
 
 
+INFO = "info: {title: Jira, version: '1'}\n"
+
+
 @pytest.mark.parametrize(
     ("assistant", "message"),
     [
         (
-            {"name": "a", "temperature": "hot"},
-            "spec.assistants[0].temperature: must be a number; got 'hot'.",
+            {"name": "a", "model": "m", "temperature": "hot"},
+            "spec.assistants[0].temperature: value should be a valid number, unable to parse "
+            "string as a number (fix: write a number)",
         ),
         (
             {
                 "name": "a",
-                "knowledge": [{"name": "k", "rag_settings": {"distance_function": "dot"}}],
+                "model": "m",
+                "knowledge": [
+                    {
+                        "name": "k",
+                        "source": {"text": "x"},
+                        "rag_settings": {"distance_function": "dot"},
+                    }
+                ],
             },
-            "spec.assistants[0].knowledge[0].rag_settings.distance_function: must be one of "
-            "cosine, l2, inner_product; got 'dot'.",
+            "spec.assistants[0].knowledge[0].rag_settings.distance_function: value should be "
+            "'cosine', 'l2' or 'inner_product' (fix: use one of 'cosine', 'l2' or "
+            "'inner_product')",
         ),
         (
-            {"name": "a", "apis": [{"name": "j", "schema": "./openapi/jira.yaml"}]},
-            "spec.assistants[0].apis[0].schema: './openapi/jira.yaml' is a file path or URL, "
+            {"name": "a", "model": "m", "apis": [{"name": "j", "schema": "./jira.yaml"}]},
+            "spec.assistants[0].apis[0].schema: './jira.yaml' is a file path or URL, "
             "which the gateway cannot open; the schema must reach the gateway inline "
             "(aiapp validate/convert inline it).",
         ),
         (
-            {"name": "a", "apis": [{"name": "j", "schema": "openapi: 3.0.0\npaths: {}\n"}]},
+            {
+                "name": "a",
+                "model": "m",
+                "apis": [{"name": "j", "url": "http://x", "schema": "https://x/jira.yaml"}],
+            },
+            "spec.assistants[0].apis[0].schema: 'https://x/jira.yaml' is a file path or URL, "
+            "which the gateway cannot open; the schema must reach the gateway inline "
+            "(aiapp validate/convert inline it).",
+        ),
+        (
+            {
+                "name": "a",
+                "model": "m",
+                "apis": [{"name": "j", "schema": f"openapi: 3.0.0\n{INFO}paths: {{}}\n"}],
+            },
             "spec.assistants[0].apis[0].url: the API has no url and its schema names no "
             "servers; set url to the API's base URL.",
         ),
+        (
+            {
+                "name": "a",
+                "model": "m",
+                "apis": [{"name": "j", "url": "http://x", "schema": "openapi: 3.0.0\npaths: {}\n"}],
+            },
+            "spec.assistants[0].apis[0].schema: the schema is not valid OpenAPI: 'info' is a "
+            "required property; give an OpenAPI 3 document with openapi:, info: and paths:.",
+        ),
+        (
+            {
+                "name": "a",
+                "model": "m",
+                "apis": [
+                    {
+                        "name": "j",
+                        "url": "http://x",
+                        "headers": {"Authorization": "Bearer ${TOKEN}"},
+                        "schema": f"openapi: 3.0.0\n{INFO}paths: {{}}\n",
+                    }
+                ],
+            },
+            "spec.assistants[0].apis[0].headers.Authorization: placeholder '${TOKEN}' has no "
+            "source in spec.secrets (fix: add to spec.secrets: {name: TOKEN, secret_name: "
+            "<secret>, key: <key>})",
+        ),
     ],
-    ids=["a word for a number", "an unknown distance", "a schema path", "an API without a url"],
+    ids=[
+        "a word for a number",
+        "an unknown distance",
+        "a schema path",
+        "a schema URL",
+        "an API without a url",
+        "a schema that is not OpenAPI",
+        "a secret placeholder without a source",
+    ],
 )
 def test_a_spec_the_gateway_cannot_serve_is_refused_naming_the_field(
     assistant: dict[str, Any], message: str

@@ -50,7 +50,10 @@ def _spec(rag: dict[str, Any]) -> dict[str, Any]:
         "rag_settings": rag,
         "source": {"text": "x"},
     }
-    return {"name": "docs-app", "assistants": [{"name": "helper", "knowledge": [knowledge]}]}
+    return {
+        "name": "docs-app",
+        "assistants": [{"name": "helper", "model": "llama3.1:8b", "knowledge": [knowledge]}],
+    }
 
 
 @pytest.mark.parametrize(
@@ -60,7 +63,8 @@ def _spec(rag: dict[str, Any]) -> dict[str, Any]:
         ({"distance_function": "cosine", "threshold": 0.1}, ["a.md"]),
         ({"distance_function": "l2", "threshold": 0.7}, ["a.md", "b.md"]),
         ({"distance_function": "l2", "threshold": 2}, ["a.md", "b.md", "c.md"]),
-        ({"distance_function": "inner_product", "threshold": -0.5}, ["a.md", "b.md"]),
+        # AIAppSpec refuses negative thresholds, so "above 0" is the tightest inner product.
+        ({"distance_function": "inner_product", "threshold": 0}, ["a.md", "b.md"]),
         ({"distance_function": "cosine", "threshold": 2, "results_count": 1}, ["a.md"]),
     ],
     ids=[
@@ -68,7 +72,7 @@ def _spec(rag: dict[str, Any]) -> dict[str, Any]:
         "a tight cosine threshold keeps the nearest",
         "l2 within 0.7",
         "l2 within 2 keeps all",
-        "inner product above 0.5",
+        "inner product above 0",
         "results_count caps the list",
     ],
 )

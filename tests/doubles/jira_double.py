@@ -155,6 +155,7 @@ def jira_app_spec(jira_url: str, **api_overrides: Any) -> dict[str, Any]:
     api.update(api_overrides)
     return {
         "name": "jira-helper",
+        "secrets": [{"name": "JIRA_TOKEN", "secret_name": "jira", "key": "token"}],
         "assistants": [
             {
                 "name": "coder",

@@ -5,7 +5,10 @@ the app's ``GatewayConfig`` (``aiapp.api.runtime``), picks the assistant a reque
 its prompt and sampling settings, retrieves knowledge from the pgvector store, turns the
 assistant's ``apis[]`` into tools it runs itself, and relays the model server's answer.
 
-Modules: ``assistants`` (the spec view), ``errors`` (OpenAI-style error bodies), ``upstreams``
+The AIApp spec is read through the shared typed models of ``aiapp.api.aispec`` and API schemas
+through ``aiapp.api.documents``, so the gateway accepts nothing that ``aiapp validate`` refuses.
+
+Modules: ``errors`` (OpenAI-style error bodies, refused configs), ``upstreams``
 (the model-server client), ``prompting`` (messages and templates), ``retrieving`` (knowledge),
 ``openapi_tools`` (APIs as tools), ``metrics``, ``server`` (the Starlette app) and ``commands``.
 """

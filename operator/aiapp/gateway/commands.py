@@ -15,7 +15,7 @@ import click
 from pydantic import ValidationError
 
 from aiapp.api.runtime import GatewayConfig
-from aiapp.gateway.assistants import SpecError
+from aiapp.gateway.errors import SpecError
 
 
 def load_config(path: Path) -> GatewayConfig:

@@ -3,6 +3,9 @@
 Every failure the gateway reports, its own or a model server's, leaves as
 ``{"error": {"message", "type", "param", "code"}}`` with the status an OpenAI client expects.
 Messages say what happened and what to do; they never carry secret values.
+
+``SpecError`` is the other kind of failure: a configuration the gateway refuses at start,
+before it serves anything, so it has no HTTP form.
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.responses import JSONResponse
+
+
+class SpecError(ValueError):
+    """An app configuration the gateway cannot serve; the message names the field and the fix."""
 
 
 class GatewayError(Exception):

@@ -2,11 +2,14 @@
 
 Each OpenAPI operation of an API entry becomes one function tool: its name comes from the
 ``operationId``, its parameters from the path and query parameters and the JSON request body.
-When the model calls a tool, ``ToolRunner`` makes the request against the entry's ``url`` with
-the entry's ``headers`` and ``query``, whose ``${NAME}`` placeholders are filled from the
-environment (where the operator puts the app's secrets). Whatever goes wrong (a refused
-address, a timeout, an HTTP error, a missing secret) comes back as text for the model to read,
-never as a failed request, and never with a secret value in it.
+The schema is read and checked by ``aiapp.api.documents`` (``load_schema``, ``operations``),
+the same code ``aiapp validate`` runs; this module adds what a tool needs on top, the
+parameters with their local ``$ref`` values inlined. When the model calls a tool, ``ToolRunner``
+makes the request against the entry's ``url`` with the entry's ``headers`` and ``query``, whose
+``${NAME}`` placeholders are filled from the environment (where the operator puts the app's
+secrets). Whatever goes wrong (a refused address, a timeout, an HTTP error, a missing secret)
+comes back as text for the model to read, never as a failed request, and never with a secret
+value in it.
 
 Addresses: link-local addresses (169.254.0.0/16, fe80::/10) and the cloud metadata endpoints
 are refused, whatever name resolves to them. The check resolves the host before the request and
@@ -17,6 +20,7 @@ time could slip past; pods reach such names only through the cluster's own DNS.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import os
@@ -29,8 +33,12 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from aiapp.gateway.assistants import ApiView, SpecError
+from aiapp.api.aispec import AssistantAPI, schema_kind
+from aiapp.api.documents import Operation as Listed
+from aiapp.api.documents import SchemaError, load_schema, operations
+from aiapp.gateway.errors import SpecError
 
+# The methods a tool call may make; HEAD, OPTIONS and TRACE answer nothing a model can use.
 METHODS: Final = ("get", "post", "put", "patch", "delete")
 MAX_RESULT_CHARS: Final = 16_000
 _PLACEHOLDER: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -52,7 +60,7 @@ class Operation:
     """One OpenAPI operation, bound to the API entry that serves it."""
 
     tool_name: str
-    api: ApiView
+    api: AssistantAPI
     method: str
     path: str
     description: str
@@ -75,71 +83,89 @@ class Operation:
         }
 
 
-def operations_for(apis: Sequence[ApiView]) -> dict[str, Operation]:
+def operations_for(apis: Sequence[AssistantAPI], path: str) -> dict[str, Operation]:
     """Every operation of an assistant's APIs, by unique tool name.
 
+    Args:
+        apis: the assistant's ``apis[]``.
+        path: where the assistant sits in the spec, like ``spec.assistants[0]``; errors name
+            fields below it.
+
     Raises:
-        SpecError: a schema without operations, or with a ``$ref`` the gateway cannot resolve.
+        SpecError: a schema that is not inline OpenAPI, has no operations, or has a ``$ref``
+            the gateway cannot resolve; an API without a base URL.
     """
     found: dict[str, Operation] = {}
-    for api in apis:
-        operations = _operations(api)
-        if not operations:
+    for index, api in enumerate(apis):
+        where = f"{path}.apis[{index}]"
+        listed = _operations(api, where)
+        if not listed:
             raise SpecError(
-                f"{api.field_path}.schema: the OpenAPI schema has no operations under 'paths'; "
+                f"{where}.schema: the OpenAPI schema has no operations under 'paths'; "
                 "add at least one."
             )
-        for operation in operations:
+        for operation in listed:
             name = operation.tool_name
             if name in found:
                 # Two APIs may reuse an operationId; the API name keeps the tools apart.
                 name = _tool_name(f"{api.name}_{name}")
-                operation = _renamed(operation, name)
+                operation = dataclasses.replace(operation, tool_name=name)
             if name in found:
                 raise SpecError(
-                    f"{api.field_path}.schema: operation {operation.tool_name!r} appears twice; "
+                    f"{where}.schema: operation {operation.tool_name!r} appears twice; "
                     "give each operation a unique operationId."
                 )
             found[name] = operation
     return found
 
 
-def _renamed(operation: Operation, name: str) -> Operation:
-    return Operation(**{**operation.__dict__, "tool_name": name})
+def _schema(api: AssistantAPI, where: str) -> dict[str, Any]:
+    # Files and URLs are resolved by 'aiapp convert' before the object is applied; the gateway
+    # reads no files and fetches no schemas, so anything but inline text is a rendering gap.
+    if schema_kind(api.schema_) != "inline":
+        raise SpecError(
+            f"{where}.schema: {api.schema_.strip()!r} is a file path or URL, which the gateway "
+            "cannot open; the schema must reach the gateway inline "
+            "(aiapp validate/convert inline it)."
+        )
+    try:
+        return load_schema(api.schema_)
+    except SchemaError as exc:
+        raise SpecError(
+            f"{where}.schema: {exc}; give an OpenAPI 3 document with openapi:, info: and paths:."
+        ) from exc
 
 
-def _operations(api: ApiView) -> list[Operation]:
-    schema = api.schema
-    paths = schema.get("paths") or {}
+def _operations(api: AssistantAPI, where: str) -> list[Operation]:
+    schema = _schema(api, where)
     servers = schema.get("servers") or []
     base_url = api.url or (servers[0].get("url", "") if servers else "")
     if not base_url:
         raise SpecError(
-            f"{api.field_path}.url: the API has no url and its schema names no servers; "
+            f"{where}.url: the API has no url and its schema names no servers; "
             "set url to the API's base URL."
         )
     result = []
-    for path, item in paths.items():
-        if not isinstance(item, Mapping):
+    for listed in operations(schema):
+        method = listed.method.lower()
+        if method not in METHODS:
             continue
+        item = schema["paths"][listed.path]
         shared = [_resolve(schema, p) for p in item.get("parameters") or []]
-        for method in METHODS:
-            operation = item.get(method)
-            if not isinstance(operation, Mapping):
-                continue
-            result.append(_operation(api, schema, base_url, method, str(path), operation, shared))
+        result.append(_operation(api, schema, base_url, listed, item[method], shared))
     return result
 
 
 def _operation(
-    api: ApiView,
+    api: AssistantAPI,
     schema: Mapping[str, Any],
     base_url: str,
-    method: str,
-    path: str,
+    listed: Listed,
     operation: Mapping[str, Any],
     shared: list[Mapping[str, Any]],
 ) -> Operation:
+    method, path = listed.method.lower(), listed.path
+
     # Operation parameters override path-level ones with the same name and location.
     params: dict[tuple[str, str], Mapping[str, Any]] = {}
     for raw in [*shared, *(_resolve(schema, p) for p in operation.get("parameters") or [])]:
@@ -168,14 +194,12 @@ def _operation(
     parameters: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         parameters["required"] = required
-    name = operation.get("operationId") or f"{method}_{path}"
+    name = listed.operation_id or f"{method}_{path}"
     description = " ".join(
-        str(part)
-        for part in (operation.get("summary"), operation.get("description"), api.description)
-        if part
+        part for part in (listed.summary, listed.description, api.description) if part
     )
     return Operation(
-        tool_name=_tool_name(str(name)),
+        tool_name=_tool_name(name),
         api=api,
         method=method.upper(),
         path=path,

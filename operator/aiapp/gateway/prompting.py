@@ -24,10 +24,20 @@ from typing import Any, Final
 from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from aiapp.gateway.assistants import AssistantView
+from aiapp.api.aispec import Assistant
 from aiapp.gateway.errors import invalid_request
 
 ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+# Assistant fields that pass straight into the upstream request when the assistant sets them.
+SAMPLING_KEYS: Final = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "reasoning_effort",
+)
 
 DEFAULT_KNOWLEDGE_TEMPLATE: Final = (
     "Use the numbered sources below to answer the question. Cite each source you rely on by "
@@ -109,17 +119,18 @@ def last_user_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
 
 
 def build_messages(
-    assistant: AssistantView,
+    assistant: Assistant,
     messages: Sequence[Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
     """The conversation the model sees: system prompt first, history trimmed."""
 
     # Trim history to the last context_limit messages, keeping every system message.
     kept = [dict(m) for m in messages]
-    if assistant.context_limit > 0:
+    limit = assistant.context_limit or 0
+    if limit > 0:
         system = [m for m in kept if m.get("role") in ("system", "developer")]
         rest = [m for m in kept if m.get("role") not in ("system", "developer")]
-        rest = rest[-assistant.context_limit :]
+        rest = rest[-limit:]
         # A tool result is meaningless without the assistant turn that asked for it.
         while rest and rest[0].get("role") == "tool":
             rest.pop(0)
@@ -131,10 +142,12 @@ def build_messages(
     return kept
 
 
-def apply_sampling(assistant: AssistantView, body: dict[str, Any]) -> None:
+def apply_sampling(assistant: Assistant, body: dict[str, Any]) -> None:
     """Fill in the assistant's sampling settings the client did not set itself."""
-    for key, value in assistant.sampling.items():
-        if key == "reasoning_effort" and value == "none":
+    for key in SAMPLING_KEYS:
+        value = getattr(assistant, key)
+        # Unset fields stay unset upstream, so the model server's own defaults apply.
+        if value is None or (key == "reasoning_effort" and value == "none"):
             continue
         body.setdefault(key, value)
 

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import httpx
 
+from aiapp.api.aispec import Knowledge, RAGSettings
 from aiapp.api.runtime import Endpoint, KnowledgeBinding
-from aiapp.gateway.assistants import KnowledgeView
 from aiapp.gateway.errors import GatewayError
 from aiapp.gateway.prompting import RetrievedPassage
 from aiapp.gateway.upstreams import auth_headers
@@ -95,7 +95,7 @@ async def retrieve(
     embeddings: Endpoint,
     pool: StorePool,
     question: str,
-    knowledge: Sequence[KnowledgeView],
+    knowledge: Sequence[Knowledge],
     bindings: dict[str, KnowledgeBinding],
 ) -> list[RetrievedPassage]:
     """The passages for a question: each knowledge index in order, each index's best first."""
@@ -133,16 +133,16 @@ async def retrieve(
 
         async def search(
             conn: Any,
-            entry: KnowledgeView = entry,
+            rag: RAGSettings = entry.rag_settings,
             index: str = binding.index,
         ) -> Any:
             return await store.search(
                 conn,
                 index=index,
                 embedding=vector,
-                distance=entry.distance,
-                threshold=entry.threshold,
-                limit=entry.results_count,
+                distance=rag.distance_function,
+                threshold=rag.threshold,
+                limit=rag.results_count,
             )
 
         for chunk in await pool.run(search):

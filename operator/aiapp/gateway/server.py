@@ -1,7 +1,10 @@
 """The gateway's Starlette app: OpenAI-compatible endpoints in front of one AIApp.
 
 ``create_app`` checks the app's configuration once, up front, so a bad spec stops the pod with
-a message naming the field instead of failing requests later. Requests then go through the
+a message naming the field instead of failing requests later. The spec is read with
+``aiapp.api.aispec.parse_app``, the validator every other part of the platform uses; the gateway
+adds only what serving needs on top (an upstream per assistant, inline API schemas, knowledge
+templates it can translate). Requests then go through the
 same steps: authenticate, parse, pick the assistant, retrieve knowledge, build the upstream
 request, and either relay the model server's answer (streamed unbuffered, event by event) or
 run the tool loop for assistants with APIs.
@@ -37,9 +40,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from aiapp.api.aispec import API_VERSION, KIND, AIApp, AISpecError, Assistant, parse_app
 from aiapp.api.runtime import AssistantBinding, GatewayConfig
-from aiapp.gateway.assistants import AssistantView, SpecError, assistants_from_spec
-from aiapp.gateway.errors import GatewayError, error_body, invalid_request
+from aiapp.gateway.errors import GatewayError, SpecError, error_body, invalid_request
 from aiapp.gateway.metrics import GatewayMetrics
 from aiapp.gateway.openapi_tools import Operation, ToolRunner, operations_for
 from aiapp.gateway.prompting import (
@@ -75,7 +78,8 @@ class GatewayOptions:
 class Served:
     """An assistant together with where it is served and the tools it may call."""
 
-    view: AssistantView
+    assistant: Assistant
+    path: str
     binding: AssistantBinding
     operations: Mapping[str, Operation]
     tool_instructions: str
@@ -95,7 +99,7 @@ class Gateway:
         self.api_keys = api_keys
         self.options = options
         self.metrics = GatewayMetrics()
-        self.served = _check_config(config)
+        self.served = _check_config(config, app_from_config(config))
         self.default = next(iter(self.served))
         self.pool = StorePool(config.store.dsn_env)
         self.client: httpx.AsyncClient | None = None
@@ -167,7 +171,7 @@ class Gateway:
             served = self._pick(request.path_params["name"])
         except GatewayError as exc:
             return exc.response()
-        return JSONResponse(self._model(served.view.name))
+        return JSONResponse(self._model(served.assistant.name))
 
     async def chat(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -186,7 +190,7 @@ class Gateway:
                 ) from None
             body = parse_chat_request(body)
             served = self._pick(body.get("model"))
-            assistant = served.view.name
+            assistant = served.assistant.name
 
             # Build what the model sees: knowledge, system prompt, history, sampling.
             upstream_body = await self._upstream_body(served, body)
@@ -238,39 +242,43 @@ class Gateway:
 
     async def _upstream_body(self, served: Served, body: dict[str, Any]) -> dict[str, Any]:
         messages: list[dict[str, Any]] = [dict(m) for m in body["messages"]]
-        view = served.view
+        spec = served.assistant
 
         # Put retrieved knowledge into the user's last turn, through the knowledge template.
         position = last_user_index(messages)
-        if view.knowledge and served.binding.knowledge and position is not None:
+        if spec.knowledge and served.binding.knowledge and position is not None:
             question = message_text(messages[position])
             passages = await self._retrieve(served, question)
             if passages:
-                templates = [k.prompt_template for k in view.knowledge if k.prompt_template]
+                templates = [
+                    k.rag_settings.prompt_template
+                    for k in spec.knowledge
+                    if k.rag_settings.prompt_template
+                ]
                 template = templates[0] if templates else ""
-                descriptions = {k.name: k.description for k in view.knowledge}
+                descriptions = {k.name: k.description for k in spec.knowledge}
                 try:
                     text = render_knowledge(template, question, passages, descriptions)
                 except KnowledgeTemplateError as exc:
                     raise GatewayError(
                         500,
-                        f"{view.field_path}.knowledge: the prompt_template failed ({exc}).",
+                        f"{served.path}.knowledge: the prompt_template failed ({exc}).",
                         type="server_error",
                         code="template_error",
                     ) from exc
                 messages[position] = {**messages[position], "content": text}
 
         # The system prompt, trimmed history and sampling defaults, for the upstream model.
-        built = build_messages(view, messages)
+        built = build_messages(spec, messages)
         if served.operations and "tools" not in body and served.tool_instructions:
             built.insert(
-                1 if view.system_prompt else 0,
+                1 if spec.system_prompt else 0,
                 {"role": "system", "content": served.tool_instructions},
             )
         upstream = {k: v for k, v in body.items() if k not in ("messages", "model", "user")}
         upstream["model"] = served.binding.upstream.model
         upstream["messages"] = built
-        apply_sampling(view, upstream)
+        apply_sampling(spec, upstream)
         return upstream
 
     async def _retrieve(self, served: Served, question: str) -> list[Any]:
@@ -282,7 +290,7 @@ class Gateway:
             embeddings=embeddings,
             pool=self.pool,
             question=question,
-            knowledge=served.view.knowledge,
+            knowledge=served.assistant.knowledge,
             bindings=dict(served.binding.knowledge),
         )
 
@@ -293,7 +301,7 @@ class Gateway:
         wants_usage: bool,
         started: float,
     ) -> Response:
-        assistant = served.view.name
+        assistant = served.assistant.name
         body["stream"] = True
         # Ask for usage so token metrics work; drop the usage chunk if the client did not ask.
         body["stream_options"] = {"include_usage": True}
@@ -325,7 +333,7 @@ class Gateway:
         return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def _complete_tools(self, served: Served, body: dict[str, Any]) -> dict[str, Any]:
-        assistant = served.view.name
+        assistant = served.assistant.name
         body["stream"] = False
         body.pop("stream_options", None)
         totals: dict[str, int] = {}
@@ -353,7 +361,7 @@ class Gateway:
         wants_usage: bool,
         started: float,
     ) -> Response:
-        assistant = served.view.name
+        assistant = served.assistant.name
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
         self._offer_tools(served, body, 0)
@@ -441,20 +449,22 @@ class Gateway:
         name = str(function.get("name", ""))
         operation = served.operations.get(name)
         if operation is None:
-            self.metrics.tool_calls.labels(served.view.name, "unknown", "error").inc()
+            self.metrics.tool_calls.labels(served.assistant.name, "unknown", "error").inc()
             return (
                 f"There is no tool named {name!r}; the tools are: "
                 f"{', '.join(served.operations)}."
             )
         ok, text = await self.tools.call(operation, str(function.get("arguments") or "{}"))
         outcome = "ok" if ok else "error"
-        self.metrics.tool_calls.labels(served.view.name, name, outcome).inc()
+        self.metrics.tool_calls.labels(served.assistant.name, name, outcome).inc()
         api = operation.api
         template = api.response_success_template if ok else api.response_error_template
         if template:
             text = f"{text}\n\n{template}"
         if not ok:
-            log.info("Assistant %s tool %s failed; the model was told why", served.view.name, name)
+            log.info(
+                "Assistant %s tool %s failed; the model was told why", served.assistant.name, name
+            )
         return text
 
     # Helpers.
@@ -482,7 +492,7 @@ class Gateway:
                 problems.append(f"assistant {name}: the model server {checked[base]}")
 
         # The store and the embeddings endpoint matter only when some assistant has knowledge.
-        if any(s.view.knowledge for s in self.served.values()):
+        if any(s.assistant.knowledge for s in self.served.values()):
             try:
                 await self.pool.ping()
             except GatewayError as exc:
@@ -527,37 +537,60 @@ def create_app(
     return app
 
 
-def _check_config(config: GatewayConfig) -> dict[str, Served]:
-    views = assistants_from_spec(config.spec)
+def app_from_config(config: GatewayConfig) -> AIApp:
+    """The app in a gateway config, checked by the same rules as ``aiapp validate``.
+
+    Raises:
+        SpecError: every rule the spec breaks, each naming the field and the fix.
+    """
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": config.app.name, "namespace": config.app.namespace},
+        "spec": config.spec,
+    }
+    try:
+        return parse_app(body)
+    except AISpecError as exc:
+        raise SpecError(str(exc)) from exc
+
+
+def _check_config(config: GatewayConfig, app: AIApp) -> dict[str, Served]:
     served: dict[str, Served] = {}
-    for view in views:
-        binding = config.assistants.get(view.name)
+    for index, assistant in enumerate(app.spec.assistants):
+        path = f"spec.assistants[{index}]"
+
+        # Each assistant needs a model server, and knowledge needs an embeddings endpoint.
+        binding = config.assistants.get(assistant.name)
         if binding is None:
             raise SpecError(
-                f"assistants.{view.name}: the gateway config has no upstream for the assistant "
-                f"{view.name!r} ({view.field_path}); re-render the app's gateway ConfigMap."
+                f"assistants.{assistant.name}: the gateway config has no upstream for the "
+                f"assistant {assistant.name!r} ({path}); re-render the app's gateway ConfigMap."
             )
-        if view.knowledge and config.embeddings is None:
+        if assistant.knowledge and config.embeddings is None:
             raise SpecError(
-                f"embeddings: {view.field_path} has knowledge but the gateway config names no "
+                f"embeddings: {path} has knowledge but the gateway config names no "
                 "embeddings endpoint; set the operator's embeddings setting."
             )
-        for knowledge in view.knowledge:
-            if knowledge.prompt_template:
+
+        # Templates and schemas are translated now, so a request never meets a broken one.
+        for knowledge in assistant.knowledge:
+            template = knowledge.rag_settings.prompt_template
+            if template:
                 try:
-                    go_template_to_jinja(knowledge.prompt_template)
+                    go_template_to_jinja(template)
                 except KnowledgeTemplateError as exc:
                     raise SpecError(
-                        f"{view.field_path}.knowledge.{knowledge.name}.rag_settings."
-                        f"prompt_template: {exc}."
+                        f"{path}.knowledge.{knowledge.name}.rag_settings.prompt_template: "
+                        f"{exc}."
                     ) from exc
-        operations = operations_for(view.apis)
+        operations = operations_for(assistant.apis, path)
         instructions = "\n\n".join(
             f"Before calling the {api.name} API: {api.request_prep_template}"
-            for api in view.apis
+            for api in assistant.apis
             if api.request_prep_template
         )
-        served[view.name] = Served(view, binding, operations, instructions)
+        served[assistant.name] = Served(assistant, path, binding, operations, instructions)
     return served
 
 
