@@ -152,7 +152,7 @@ def parse(document: Any) -> AIApp | Model | None:
     return parse_app(document)
 
 
-@fast(800)
+@fast(700)
 @given(mutated())
 def test_a_mutated_example_parses_or_raises_only_our_error(document: dict[str, Any]) -> None:
     try:
@@ -163,7 +163,7 @@ def test_a_mutated_example_parses_or_raises_only_our_error(document: dict[str, A
         assert parsed is not None
 
 
-@fast(1000)
+@fast(900)
 @given(values)
 def test_any_generated_structure_parses_or_raises_only_our_error(document: Any) -> None:
     for wrap in (
