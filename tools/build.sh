@@ -67,4 +67,6 @@ build_family k8s "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl
+build_family helm "-s -w -X helm.sh/helm/v4/internal/version.version=v4.3.2" helm.sh/helm/v4/cmd/helm
+build_family flux "-s -w" github.com/fluxcd/source-controller github.com/fluxcd/kustomize-controller
 echo "$bin_dir"
