@@ -545,19 +545,23 @@ async def search(
         await conn.execute(
             sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, limit)))
         )
-        rows = await (
-            await conn.execute(
-                sql.SQL(
-                    "SELECT content, source, document_id, chunk_offset, "
-                    "embedding {op} %(q)s::vector AS distance FROM {table} "
-                    "WHERE index_key = %(index)s AND version = %(version)s "
-                    "AND embedding {op} %(q)s::vector < %(threshold)s "
-                    "ORDER BY embedding {op} %(q)s::vector LIMIT %(limit)s"
-                ).format(op=operator, table=table),
-                {"q": query, "index": index, "version": version, "threshold": threshold,
-                 "limit": limit},
-            )
-        ).fetchall()
+        nearest = sql.SQL(
+            "SELECT content, source, document_id, chunk_offset, "
+            "embedding {op} %(q)s::vector AS distance FROM {table} "
+            "WHERE index_key = %(index)s AND version = %(version)s "
+            "AND embedding {op} %(q)s::vector < %(threshold)s "
+            "ORDER BY embedding {op} %(q)s::vector LIMIT %(limit)s"
+        ).format(op=operator, table=table)
+        params = {"q": query, "index": index, "version": version, "threshold": threshold,
+                  "limit": limit}
+        rows = await (await conn.execute(nearest, params)).fetchall()
+
+        # The HNSW graph is shared by every index of this dimension and is approximate: a scan
+        # can run out of candidates in a region full of other indexes' chunks. With fewer
+        # than `limit` results, repeat the search exactly over this version alone.
+        if len(rows) < limit:
+            await conn.execute("SET LOCAL enable_indexscan = off")
+            rows = await (await conn.execute(nearest, params)).fetchall()
     return [
         RetrievedChunk(content=str(content), source=str(source), document_id=str(document_id),
                        chunk_offset=int(offset), score=float(score), version=version)
