@@ -29,13 +29,11 @@ def test_an_entry_with_only_a_url_gets_helix_defaults() -> None:
     assert (knowledge.web.crawl, knowledge.web.readability) == (False, True)
 
 
-def test_the_crawl_depth_is_clamped_like_helix() -> None:
-    knowledge = read_knowledge({"name": "d", "source": {"web": {
-        "urls": ["https://x/"], "crawler": {"enabled": True, "max_depth": 500},
-    }}})
-
-    assert knowledge.web is not None
-    assert knowledge.web.max_depth == 100
+def test_a_crawl_deeper_than_the_api_allows_is_rejected_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"knowledge\[d\]\.source\.web\.crawler\.max_depth"):
+        read_knowledge({"name": "d", "source": {"web": {
+            "urls": ["https://x/"], "crawler": {"enabled": True, "max_depth": 500},
+        }}})
 
 
 def test_a_seed_zip_alone_lands_under_files_like_helix() -> None:
@@ -49,27 +47,27 @@ def test_a_seed_zip_alone_lands_under_files_like_helix() -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"source": {"text": "x"}}, r"knowledge.name: must not be empty"),
-        ({"name": "k", "source": {}}, r"knowledge\[k\].source: needs at least one of"),
+        ({"source": {"text": "x"}}, r"knowledge.name: Field required"),
+        ({"name": "k", "source": {}}, r"knowledge\[k\].source: the source names nothing to index"),
         ({"name": "k", "source": {"s3": {"bucket": "b"}}},
          r"knowledge\[k\].source.s3: not supported yet"),
         ({"name": "k", "source": {"gcs": {"bucket": "b"}}},
          r"knowledge\[k\].source.gcs: not supported yet"),
         ({"name": "k", "source": {"web": {"urls": ["ftp://x"]}}},
-         r"source.web.urls: 'ftp://x' must start with http"),
-        ({"name": "k", "source": {"web": {"urls": []}}}, r"source.web.urls: must list"),
+         r"knowledge\[k\].source.web.urls: 'ftp://x' is not an http\(s\) URL"),
+        ({"name": "k", "source": {"web": {"urls": []}}}, r"knowledge\[k\].source.web.urls: List should have at least 1 item"),
         ({"name": "k", "source": {"filestore": {"path": "../etc"}}},
          r"source.filestore.path: '../etc' must be relative"),
         ({"name": "k", "source": {"filestore": {"path": "/etc"}}},
          r"source.filestore.path: '/etc' must be relative"),
         ({"name": "k", "rag_settings": {"chunk_size": 100, "chunk_overflow": 100},
-          "source": {"text": "x"}}, r"rag_settings.chunk_overflow: must be at least 0 and smaller"),
+          "source": {"text": "x"}}, r"rag_settings: chunk_overflow \(100\) must be less than chunk_size"),
         ({"name": "k", "rag_settings": {"chunk_size": "big"}, "source": {"text": "x"}},
-         r"rag_settings.chunk_size: must be a whole number"),
+         r"knowledge\[k\].rag_settings.chunk_size: Input should be a valid integer"),
         ({"name": "k", "rag_settings": {"text_splitter": "html"}, "source": {"text": "x"}},
-         r"rag_settings.text_splitter: 'html' is not one of markdown, text"),
+         r"knowledge\[k\].rag_settings.text_splitter: Input should be 'markdown' or 'text'"),
         ({"name": "k", "rag_settings": {"distance_function": "dot"}, "source": {"text": "x"}},
-         r"rag_settings.distance_function: 'dot' is not one of"),
+         r"knowledge\[k\].rag_settings.distance_function: Input should be 'cosine'"),
         ({"name": "k", "rag_settings": {"index_url": "http://rag"}, "source": {"text": "x"}},
          r"rag_settings.index_url: custom RAG services are not supported yet"),
         ({"name": "k", "source": {"web": {"urls": ["https://x"], "crawler": {"enabled": "yes"}}}},

@@ -1,11 +1,12 @@
 """The indexer's typed view of one AISpec knowledge entry, with Helix's defaults.
 
 The knowledge entry reaches the indexer as the dict the user wrote (``IndexConfig.knowledge``).
-This module reads it into frozen dataclasses and rejects what the indexer cannot honour with a
-``ConfigError`` that names the field, the rule and the fix. It reads the dict itself rather than
-through ``aiapp.api.aispec`` so that the indexer's rules (which sources it supports, which
-splitter settings make sense together) live beside the code that depends on them; the API
-package validates the same entry earlier, when the AIApp is admitted.
+This module first checks it against the API's typed model (``aiapp.api.aispec.Knowledge``), the
+same rules the AIApp was admitted under, then reads it into frozen dataclasses of its own and
+rejects what the indexer cannot honour (s3 and gcs sources, custom RAG services) with a
+``ConfigError`` that names the field, the rule and the fix. The indexer's own view keeps its
+rules (which sources it reads, which splitter settings fit together) beside the code that
+depends on them.
 
 Domain words: a *source* is where documents come from (web, filestore, inline text); the
 *split settings* decide how documents become chunks; the *query settings* (distance function,
@@ -19,6 +20,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Final
+
+from pydantic import ValidationError
+
+from aiapp.api.aispec import Knowledge
 
 
 class ConfigError(Exception):
@@ -118,6 +123,7 @@ def read_knowledge(entry: Mapping[str, Any]) -> KnowledgeSettings:
     Raises:
         ConfigError: a field is missing, has the wrong type, or asks for something unsupported.
     """
+    _check_with_api_model(entry)
     name = _string(entry, "name", "knowledge")
     if not name:
         raise ConfigError("knowledge.name: must not be empty; give the entry a unique name")
@@ -161,6 +167,20 @@ def read_knowledge(entry: Mapping[str, Any]) -> KnowledgeSettings:
         split=_read_split(rag, f"{where}.rag_settings"),
         query=_read_query(rag, f"{where}.rag_settings"),
     )
+
+
+def _check_with_api_model(entry: Mapping[str, Any]) -> None:
+    """Apply the AIApp API's rules for a knowledge entry, reported as one ConfigError."""
+    try:
+        Knowledge.model_validate(dict(entry))
+    except ValidationError as error:
+        name = entry.get("name") if isinstance(entry.get("name"), str) else ""
+        where = f"knowledge[{name}]" if name else "knowledge"
+        problems = "; ".join(
+            f"{where}.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigError(problems) from None
 
 
 def _read_web(source: Mapping[str, Any], where: str) -> WebSource:
