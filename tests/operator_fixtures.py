@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -36,7 +35,7 @@ class OperatorProcess:
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aiapp.cli", "operator", "-A", "--standalone",
+            [sys.executable, "-m", "aiapp", "operator", "-A", "--standalone",
              "--health-port", "0", "--verbose"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )

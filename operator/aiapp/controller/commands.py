@@ -58,7 +58,7 @@ def operator(
         clusterwide=all_namespaces,
         namespaces=list(namespaces),
         standalone=standalone,
-        peering_name=peering,
+        peering_name=None if standalone else peering,
         priority=0,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
         memo=memo,

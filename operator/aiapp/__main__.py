@@ -1,0 +1,5 @@
+"""``python -m aiapp`` runs the ``aiapp`` command."""
+
+from aiapp.cli import main
+
+main()
