@@ -173,8 +173,11 @@ def test_requests_without_a_valid_key_get_a_401(
 @pytest.mark.parametrize(
     ("body", "message", "param"),
     [
-        ("{not json", "The request body is not valid JSON; send a chat completion request "
-         "object.", None),
+        (
+            "{not json",
+            "The request body is not valid JSON; send a chat completion request object.",
+            None,
+        ),
         ("[1, 2]", "The request body must be a JSON object.", None),
         ("{}", "'messages' must be a non-empty array of chat messages.", "messages"),
         ('{"messages": []}', "'messages' must be a non-empty array of chat messages.", "messages"),

@@ -11,6 +11,7 @@ import pytest
 
 from aiapp.gateway.server import create_app
 from aiapp.knowledge import store
+from aiapp.knowledge.settings import Distance
 from doubles import gateway_config, serve_app
 from doubles.model_server_double import ModelServerDouble
 from knowledge_fixtures import pg_dsn  # noqa: F401
@@ -28,7 +29,7 @@ async def _seed(dsn: str) -> None:
         await store.ensure_schema(conn)
         writer = store.VersionWriter(conn, INDEX)
         await writer.begin(embedding_model="double", split_settings="s", settings_hash="h")
-        await writer.use_dimensions(3, "cosine")
+        await writer.use_dimensions(3, Distance.COSINE)
         rows = [
             store.ChunkRow(source, source, "hash", 0, f"text of {source}", vector)
             for source, vector in CHUNKS.items()

@@ -69,8 +69,7 @@ def test_the_jira_app_reads_the_ticket_with_the_secret_header_and_answers_from_i
     assert jira.requests[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
     # Usage covers both rounds: the tool call and the answer.
     prompt_words = [
-        sum(len(str(m.get("content") or "").split()) for m in r["messages"])
-        for r in model.requests
+        sum(len(str(m.get("content") or "").split()) for m in r["messages"]) for r in model.requests
     ]
     assert response.json()["usage"]["prompt_tokens"] == sum(prompt_words)
 
@@ -211,7 +210,7 @@ def test_the_tool_loop_stops_after_the_bound_and_the_model_answers_without_tools
 
 def test_request_prep_and_response_templates_reach_the_model(secret: None) -> None:
     model, jira = ModelServerDouble(), JiraDouble(token=TOKEN)
-    overrides = {
+    overrides: dict[str, Any] = {
         "request_prep_template": "Use the ticket key exactly as the user wrote it.",
         "response_success_template": "Quote the ticket summary first.",
     }

@@ -8,7 +8,8 @@ readable so tests can state exact expectations:
 - With ``tools`` and no tool result yet, it calls the first tool, filling each required string
   parameter with the first ticket key (like ``PROJ-1``) in the user's message, or the message.
 - After a tool result, it answers ``Proposed change, from the tool result: <result>``.
-- Otherwise it answers ``echo: <last user message>``.
+- Otherwise it answers ``echo: <last user message>``, or ``answer`` when set: a fixed text
+  that streams one word per chunk, so a benchmark can ask for answers of a realistic length.
 
 Switches drive the failure cases: ``hang`` (never answers until released or stopped),
 ``fail`` (an HTTP status and OpenAI error body), ``hold_stream`` (sends the first content chunk,
@@ -44,6 +45,7 @@ class ModelServerDouble:
     fail: tuple[int, str] | None = None
     hold_stream: bool = False
     always_call_tools: bool = False
+    answer: str | None = None
     dimensions: int = 8
     vectors: dict[str, list[float]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -80,8 +82,8 @@ class ModelServerDouble:
         if self.hang:
             await self._wait_for_release()
         if self.fail is not None:
-            status, message = self.fail
-            error = {"message": message, "type": "server_error", "param": None, "code": None}
+            status, reason = self.fail
+            error = {"message": reason, "type": "server_error", "param": None, "code": None}
             return JSONResponse({"error": error}, status_code=status)
         messages = body.get("messages") or []
         call = self._tool_call(body)
@@ -140,7 +142,9 @@ class ModelServerDouble:
     def _answer(self, messages: list[dict[str, Any]]) -> str:
         if messages and messages[-1].get("role") == "tool":
             return f"Proposed change, from the tool result: {messages[-1].get('content')}"
-        last = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        if self.answer is not None:
+            return self.answer
+        last: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         return f"echo: {last.get('content')}"
 
     async def _stream(

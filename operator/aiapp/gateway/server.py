@@ -232,8 +232,7 @@ class Gateway:
         if served is None:
             raise GatewayError(
                 404,
-                f"The model {model!r} does not exist; this app serves: "
-                f"{', '.join(self.served)}.",
+                f"The model {model!r} does not exist; this app serves: {', '.join(self.served)}.",
                 type="invalid_request_error",
                 param="model",
                 code="model_not_found",
@@ -366,9 +365,7 @@ class Gateway:
         body["stream_options"] = {"include_usage": True}
         self._offer_tools(served, body, 0)
         # The first round opens before the response starts, so its errors keep their status.
-        first = await self.upstreams.open_stream(
-            served.binding.upstream, body, assistant=assistant
-        )
+        first = await self.upstreams.open_stream(served.binding.upstream, body, assistant=assistant)
 
         async def events() -> AsyncIterator[str]:
             status = 200
@@ -451,8 +448,7 @@ class Gateway:
         if operation is None:
             self.metrics.tool_calls.labels(served.assistant.name, "unknown", "error").inc()
             return (
-                f"There is no tool named {name!r}; the tools are: "
-                f"{', '.join(served.operations)}."
+                f"There is no tool named {name!r}; the tools are: {', '.join(served.operations)}."
             )
         ok, text = await self.tools.call(operation, str(function.get("arguments") or "{}"))
         outcome = "ok" if ok else "error"
@@ -581,8 +577,7 @@ def _check_config(config: GatewayConfig, app: AIApp) -> dict[str, Served]:
                     go_template_to_jinja(template)
                 except KnowledgeTemplateError as exc:
                     raise SpecError(
-                        f"{path}.knowledge.{knowledge.name}.rag_settings.prompt_template: "
-                        f"{exc}."
+                        f"{path}.knowledge.{knowledge.name}.rag_settings.prompt_template: {exc}."
                     ) from exc
         operations = operations_for(assistant.apis, path)
         instructions = "\n\n".join(
@@ -608,9 +603,7 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[str]:
 
 
 def _event_json(event: str) -> Any:
-    data = "\n".join(
-        line[5:].lstrip() for line in event.split("\n") if line.startswith("data:")
-    )
+    data = "\n".join(line[5:].lstrip() for line in event.split("\n") if line.startswith("data:"))
     if not data or data == "[DONE]":
         return None
     try:

@@ -126,8 +126,7 @@ class Upstreams:
             except httpx.HTTPError as exc:
                 raise GatewayError(
                     502,
-                    f"The model server for assistant {assistant!r} failed "
-                    f"({type(exc).__name__}).",
+                    f"The model server for assistant {assistant!r} failed ({type(exc).__name__}).",
                     type="server_error",
                     code="upstream_error",
                 ) from exc
