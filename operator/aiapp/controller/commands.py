@@ -52,7 +52,9 @@ def operator(
     from aiapp.controller import handlers  # noqa: F401
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiapp").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     memo = kopf.Memo(settings=settings)
     asyncio.run(kopf.operator(
         clusterwide=all_namespaces,

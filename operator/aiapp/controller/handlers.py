@@ -140,7 +140,7 @@ async def resync_app(
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("batch", "v1", "cronjobs", labels=OURS)
 @kopf.on.event("", "v1", "pods", labels=OURS)
-def child_changed(
+async def child_changed(
     namespace: str | None, body: kopf.Body, labels: kopf.Labels, memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
@@ -157,7 +157,7 @@ def child_changed(
 
 
 @kopf.on.event(*MODELS)
-def model_changed(
+async def model_changed(
     namespace: str | None, memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import logging
+
 from lightkube import ApiError, AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
@@ -24,6 +26,8 @@ from lightkube.resources.core_v1 import (
 from lightkube.types import CascadeType, PatchType
 
 from aiapp.render.meta import MANAGER
+
+logger = logging.getLogger("aiapp.kube")
 
 AIAppResource = create_namespaced_resource(
     "app.aispec.org", "v1alpha1", "AIApp", "aiapps")
@@ -109,6 +113,7 @@ class Kube:
         """Server-side apply as the operator, taking fields over from hand edits."""
         self.writes += 1
         metadata = manifest["metadata"]
+        logger.debug(f"Applying {manifest['kind']} {metadata.get('namespace')}/{metadata['name']}.")
         obj = await self.client.patch(
             resource_of(manifest["kind"]), metadata["name"], manifest,
             namespace=metadata.get("namespace"), patch_type=PatchType.APPLY,
@@ -137,6 +142,7 @@ class Kube:
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         self.writes += 1
+        logger.debug(f"Deleting {kind} {namespace}/{name}.")
         try:
             await self.client.delete(resource_of(kind), name, namespace=namespace,
                                      cascade=CascadeType.BACKGROUND)
@@ -150,6 +156,7 @@ class Kube:
         self, kind: str, namespace: str, name: str, status: dict[str, Any]
     ) -> None:
         self.writes += 1
+        logger.debug(f"Patching the status of {kind} {namespace}/{name}.")
         await self.client.patch(
             resource_of(kind).Status, name, {"status": status},
             namespace=namespace, patch_type=PatchType.MERGE,
