@@ -130,6 +130,10 @@ class Kube:
             live = await self.get(manifest["kind"], metadata["namespace"], metadata["name"])
         if live is not None and not needs_apply(manifest, live):
             return live, False
+        if live is not None and manifest["kind"] == "Job":
+            # A Job's pod template is immutable, and a Job is named after what it does: an
+            # existing one has run or is running this exact work, so it is left as it is.
+            return live, False
         return await self.apply(manifest), True
 
     async def create_if_missing(self, manifest: dict[str, Any]) -> bool:

@@ -452,8 +452,12 @@ class Reconciler:
             observed.tests_note = ("The app has tests but no evaluation model (fix: set "
                                    "spec.testing.evaluation_model, or the operator's "
                                    "evaluationModel setting).")
-        tested = candidate or serving
+        # A revision held back by a failed gated test is the one whose result matters.
+        tested = candidate or rendered.revision
         job = await self.kube.get("Job", namespace, meta.dns_label(name, "test", tested))
+        if job is None and tested != serving:
+            tested = serving
+            job = await self.kube.get("Job", namespace, meta.dns_label(name, "test", tested))
         if job is not None:
             observed.tests = status.TestReport(
                 revision=tested, job=job, summary=await self._job_summary(namespace, job),
