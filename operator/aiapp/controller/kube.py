@@ -8,9 +8,8 @@ zero writes.
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+from typing import Any
 
 from lightkube import ApiError, AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
