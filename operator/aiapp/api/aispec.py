@@ -128,8 +128,9 @@ class RAGSettings(_Spec):
     )
     threshold: float = Field(
         default=0.4,
-        ge=0,
-        description="Chunks scoring below this similarity are not used (0 to 1 for cosine).",
+        description="Largest distance a chunk may have from the question and still be used: "
+        "cosine distance (0 to 2), l2 distance, or the negative inner product (so it may be "
+        "negative for inner_product).",
     )
     results_count: int = Field(
         default=3, ge=1, le=100, description="How many chunks are added to the prompt."
