@@ -38,9 +38,31 @@ from knowledge_fixtures import database_dsn  # noqa: E402
 
 DIMENSIONS = 384
 WORDS = [
-    "hive", "queen", "worker", "drone", "nectar", "pollen", "comb", "brood", "swarm", "smoke",
-    "frame", "super", "varroa", "forage", "wax", "honey", "apiary", "colony", "larva", "royal",
-    "jelly", "propolis", "mite", "winter", "cluster",
+    "hive",
+    "queen",
+    "worker",
+    "drone",
+    "nectar",
+    "pollen",
+    "comb",
+    "brood",
+    "swarm",
+    "smoke",
+    "frame",
+    "super",
+    "varroa",
+    "forage",
+    "wax",
+    "honey",
+    "apiary",
+    "colony",
+    "larva",
+    "royal",
+    "jelly",
+    "propolis",
+    "mite",
+    "winter",
+    "cluster",
 ]
 
 
@@ -49,8 +71,7 @@ def write_documents(folder: Path, count: int, rng: random.Random) -> None:
         sections = []
         for section in range(4):
             sentences = " ".join(
-                " ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "."
-                for _ in range(8)
+                " ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "." for _ in range(8)
             )
             sections.append(f"## Section {section}\n\n{sentences}\n")
         text = f"# Document {number}\n\n" + "\n".join(sections)
@@ -63,15 +84,29 @@ async def indexing_throughput(dsn: str, documents: int) -> dict[str, float]:
         folder = Path(root) / "bench"
         folder.mkdir()
         write_documents(folder, documents, rng)
-        knowledge = read_knowledge({"name": "bench", "rag_settings": {"chunk_size": 500},
-                                    "source": {"filestore": {"path": "bench"}}})
+        knowledge = read_knowledge(
+            {
+                "name": "bench",
+                "rag_settings": {"chunk_size": 500},
+                "source": {"filestore": {"path": "bench"}},
+            }
+        )
         target = EmbeddingsTarget(base_url=double.base_url, model=double.model, batch_size=64)
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            first = await run_index(conn=conn, index="bench/throughput/docs", knowledge=knowledge,
-                                    embeddings=target, filestore_root=Path(root))
-            second = await run_index(conn=conn, index="bench/throughput/docs",
-                                     knowledge=knowledge, embeddings=target,
-                                     filestore_root=Path(root))
+            first = await run_index(
+                conn=conn,
+                index="bench/throughput/docs",
+                knowledge=knowledge,
+                embeddings=target,
+                filestore_root=Path(root),
+            )
+            second = await run_index(
+                conn=conn,
+                index="bench/throughput/docs",
+                knowledge=knowledge,
+                embeddings=target,
+                filestore_root=Path(root),
+            )
     work = first.seconds - first.embedding_seconds
     return {
         "documents": first.documents,
@@ -104,8 +139,12 @@ async def query_latency(dsn: str, chunks: int, queries: int) -> dict[str, float]
                 "'bench/doc-' || (g / 10), 'hash', g %% 10, 'chunk ' || g, "
                 f"(SELECT array_agg(random() - 0.5)::vector FROM generate_series(1, {DIMENSIONS}) "
                 "WHERE g >= 0), 'bench' FROM generate_series(%(first)s::int, %(last)s::int) AS g",
-                {"index": index, "version": writer.version, "first": first,
-                 "last": min(first + step, chunks) - 1},
+                {
+                    "index": index,
+                    "version": writer.version,
+                    "first": first,
+                    "last": min(first + step, chunks) - 1,
+                },
             )
         load_seconds = time.perf_counter() - started
         await writer.activate(documents=chunks // 10, chunks=chunks, embedded=chunks, reused=0)
@@ -116,8 +155,9 @@ async def query_latency(dsn: str, chunks: int, queries: int) -> dict[str, float]
         for number in range(queries + 10):
             vector = [rng.random() - 0.5 for _ in range(DIMENSIONS)]
             started = time.perf_counter()
-            found = await store.search(reader, index=index, embedding=vector, distance="cosine",
-                                       threshold=2.0, limit=3)
+            found = await store.search(
+                reader, index=index, embedding=vector, distance="cosine", threshold=2.0, limit=3
+            )
             elapsed = time.perf_counter() - started
             if len(found) != 3:
                 raise SystemExit(f"query {number} found {len(found)} chunks, expected 3")
