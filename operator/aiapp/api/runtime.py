@@ -64,6 +64,15 @@ class GatewayConfig(_Contract):
     store: StoreRef = StoreRef()
     auth: AuthRef = AuthRef()
 
+    def app_body(self) -> dict[str, Any]:
+        """The app as an AIApp object, for ``aiapp.api.aispec.parse_app``."""
+        return {
+            "apiVersion": "app.aispec.org/v1alpha1",
+            "kind": "AIApp",
+            "metadata": {"name": self.app.name, "namespace": self.app.namespace},
+            "spec": self.spec,
+        }
+
 
 class IndexConfig(_Contract):
     """One knowledge index run (ConfigMap ``<app>-knowledge-<name>``, key ``index.json``)."""

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from aiapp.api.aispec import API_VERSION, KIND, AIApp, AISpecError, Assistant, parse_app
+from aiapp.api.aispec import AIApp, AISpecError, Assistant, parse_app
 from aiapp.api.runtime import AssistantBinding, GatewayConfig
 from aiapp.gateway.errors import GatewayError, SpecError, error_body, invalid_request
 from aiapp.gateway.metrics import GatewayMetrics
@@ -539,14 +539,8 @@ def app_from_config(config: GatewayConfig) -> AIApp:
     Raises:
         SpecError: every rule the spec breaks, each naming the field and the fix.
     """
-    body = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": config.app.name, "namespace": config.app.namespace},
-        "spec": config.spec,
-    }
     try:
-        return parse_app(body)
+        return parse_app(config.app_body())
     except AISpecError as exc:
         raise SpecError(str(exc)) from exc
 

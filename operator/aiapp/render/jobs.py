@@ -31,6 +31,37 @@ def _security() -> dict[str, Any]:
     }
 
 
+def _job_pod(
+    body: dict[str, Any],
+    component: str,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    settings: RenderSettings,
+    **labels: str,
+) -> dict[str, Any]:
+    """A Job's pod template: one hardened container of our image, the app's labels."""
+    app = body["metadata"]["name"]
+    return {
+        "metadata": {"labels": {**meta.propagated(body["metadata"].get("labels")),
+                                **meta.labels(app, component, **labels)},
+                     "annotations": meta.propagated(body["metadata"].get("annotations"))},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "image": settings.image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "resources": JOB_RESOURCES,
+                "securityContext": _security(),
+                **container,
+            }],
+            "volumes": volumes,
+        },
+    }
+
+
 def knowledge_id(assistant: Assistant, knowledge: Knowledge) -> str:
     """The knowledge entry's name among all the app's: assistant and knowledge names joined."""
     return f"{assistant.name}-{knowledge.name}"
@@ -90,29 +121,13 @@ def _index_pod(
         mounts.append({"name": "filestore", "mountPath": FILESTORE_ROOT, "readOnly": True})
         volumes.append({"name": "filestore", "persistentVolumeClaim": {
             "claimName": settings.filestore_claim, "readOnly": True}})
-    return {
-        "metadata": {"labels": {**meta.propagated(body["metadata"].get("labels")),
-                                **meta.labels(app, "knowledge-index")},
-                     "annotations": meta.propagated(body["metadata"].get("annotations"))},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "index",
-                "image": settings.image,
-                "imagePullPolicy": settings.image_pull_policy,
-                "args": ["index", "--config", INDEX_CONFIG_PATH,
-                         "--termination-log", "/dev/termination-log"],
-                "env": env,
-                "resources": JOB_RESOURCES,
-                "securityContext": _security(),
-                "volumeMounts": mounts,
-            }],
-            "volumes": volumes,
-        },
-    }
+    return _job_pod(body, "knowledge-index", {
+        "name": "index",
+        "args": ["index", "--config", INDEX_CONFIG_PATH,
+                 "--termination-log", "/dev/termination-log"],
+        "env": env,
+        "volumeMounts": mounts,
+    }, volumes, settings)
 
 
 def render_knowledge(
@@ -200,30 +215,14 @@ def render_test_job(
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": 3600,
-            "template": {
-                "metadata": {"labels": {**meta.propagated(body["metadata"].get("labels")),
-                                        **labels},
-                             "annotations": meta.propagated(
-                                 body["metadata"].get("annotations"))},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "test",
-                        "image": settings.image,
-                        "imagePullPolicy": settings.image_pull_policy,
-                        "args": args,
-                        "env": env,
-                        "resources": JOB_RESOURCES,
-                        "securityContext": _security(),
-                        "volumeMounts": [{"name": "config", "mountPath": "/etc/aiapp",
-                                          "readOnly": True}],
-                    }],
-                    "volumes": [{"name": "config", "configMap": {
-                        "name": gateway.config_map_name(app, revision)}}],
-                },
-            },
+            "template": _job_pod(body, "test-run", {
+                "name": "test",
+                "args": args,
+                "env": env,
+                "volumeMounts": [{"name": "config", "mountPath": "/etc/aiapp",
+                                  "readOnly": True}],
+            }, [{"name": "config", "configMap": {
+                "name": gateway.config_map_name(app, revision)}}], settings,
+                **{meta.REVISION_LABEL: revision}),
         },
     }

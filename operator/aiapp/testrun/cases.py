@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from aiapp.api.aispec import API_VERSION, KIND, AIApp, AISpecError, parse_app
+from aiapp.api.aispec import AIApp, AISpecError, parse_app
 from aiapp.api.documents import load_documents
 from aiapp.api.runtime import GatewayConfig
 
@@ -156,14 +156,8 @@ def load_plan_from_gateway_config(path: Path) -> TestPlan:
         raise PlanError(source, problems) from None
 
     # The spec inside is the AIApp spec as the API server stored it.
-    body = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": config.app.name, "namespace": config.app.namespace},
-        "spec": config.spec,
-    }
     try:
-        app = parse_app(body)
+        app = parse_app(config.app_body())
     except AISpecError as error:
         raise PlanError(source, [str(issue) for issue in error.issues]) from None
     return plan_from_app(app, revision=config.app.revision)
