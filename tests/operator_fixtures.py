@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from aiapp.localcluster import LocalCluster
+from aiapp.localcluster.cluster import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 OPERATOR_NAMESPACE = "aiapp-system"
@@ -26,17 +27,21 @@ class OperatorProcess:
         self.cluster = cluster
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
+        self.health_port = free_port()
 
     def start(self) -> None:
         env = self.cluster.env() | {
             "AIAPP_NAMESPACE": OPERATOR_NAMESPACE,
             "AIAPP_RESYNC_SECONDS": "20",
-            "AIAPP_METRICS_PORT": "0",
+            "AIAPP_METRICS_PORT": str(self.metrics_port),
+            "AIAPP_METRICS_HOST": "127.0.0.1",
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aiapp", "operator", "-A", "--standalone",
-             "--health-port", "0", "--verbose"],
+             "--health-port", str(self.health_port), "--health-host", "127.0.0.1",
+             "--verbose"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
 

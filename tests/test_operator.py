@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from aiapp.localcluster import LocalCluster
@@ -233,3 +234,20 @@ def test_restarting_the_operator_mid_reconcile_creates_no_duplicates_and_converg
                    "aiapp.dev/component=gateway")["items"]
     assert sorted(g["metadata"]["name"] for g in gateways) == [
         f"app-{i}-gateway" for i in range(5)]
+
+
+def test_the_operator_serves_metrics_and_a_liveness_endpoint(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess,
+) -> None:
+    apply(cluster, namespace, app_body("measured"))
+    ready_app(cluster, namespace, "measured")
+
+    def ready_apps_counted() -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{operator.metrics_port}/metrics").text
+        return text if 'aiapp_apps{condition="Ready",status="True"}' in text else None
+
+    metrics = wait_until(ready_apps_counted, "the Ready gauge to count the app")
+    assert "aiapp_reconcile_duration_seconds_count" in metrics
+    assert "aiapp_children_applied_total" in metrics
+    health = httpx.get(f"http://127.0.0.1:{operator.health_port}/healthz")
+    assert health.status_code == 200

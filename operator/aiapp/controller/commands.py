@@ -22,6 +22,8 @@ from aiapp.controller.settings import OperatorSettings
               help="Peering object that keeps two replicas from acting at once.")
 @click.option("--health-port", type=int, default=8081, show_default=True,
               help="Port of the /healthz liveness endpoint; 0 disables it.")
+@click.option("--health-host", default="0.0.0.0", show_default=True,
+              help="Address the liveness endpoint listens on.")
 @click.option("--metrics-port", type=int, default=None,
               help="Prometheus port (default: AIAPP_METRICS_PORT or 9090; 0 disables).")
 @click.option("--evaluation-model", default=None, help="Default judge model for tests.")
@@ -33,6 +35,7 @@ def operator(
     standalone: bool,
     peering: str,
     health_port: int,
+    health_host: str,
     metrics_port: int | None,
     evaluation_model: str | None,
     image: str | None,
@@ -62,6 +65,6 @@ def operator(
         standalone=standalone,
         peering_name=None if standalone else peering,
         priority=0,
-        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        liveness_endpoint=f"http://{health_host}:{health_port}/healthz" if health_port else None,
         memo=memo,
     ))

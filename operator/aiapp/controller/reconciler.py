@@ -85,6 +85,7 @@ class Reconciler:
         self._kicks: dict[AppKey, asyncio.Task[None]] = {}
         # Which apps use which model server, for pods that only name their server.
         self.server_users: dict[tuple[str, str], set[str]] = {}
+        self._conditions: dict[AppKey, dict[str, str]] = {}
 
     # --- triggers ----------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ class Reconciler:
         # Fetch the app fresh: triggers may carry an old body.
         body = await self.kube.get("AIApp", namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            self.forget(namespace, name)
             return Outcome(message="The app is gone.")
         previous = body.get("status") or {}
         generation = body["metadata"].get("generation", 0)
@@ -478,6 +480,26 @@ class Reconciler:
         pods = await self.kube.list("Pod", namespace, {"job-name": job["metadata"]["name"]})
         return status.termination_summary(pods)
 
+    def _count_conditions(self, body: dict[str, Any], new: dict[str, Any]) -> None:
+        """Keep the apps-by-condition gauge current for every app this operator reports on."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self._conditions[key] = {c["type"]: c["status"] for c in new["conditions"]}
+        counts: dict[tuple[str, str], int] = {}
+        for conditions in self._conditions.values():
+            for pair in conditions.items():
+                counts[pair] = counts.get(pair, 0) + 1
+        metrics.APPS_BY_CONDITION.clear()
+        for (kind, value), count in counts.items():
+            metrics.APPS_BY_CONDITION.labels(kind, value).set(count)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is remembered about a deleted app."""
+        self._conditions.pop((namespace, name), None)
+        self._locks.pop((namespace, name), None)
+        for (server_namespace, _server), users in self.server_users.items():
+            if server_namespace == namespace:
+                users.discard(name)
+
     async def _report(
         self,
         body: dict[str, Any],
@@ -488,6 +510,7 @@ class Reconciler:
         """Write the status if it changed, and tell people about transitions as Events."""
         new = status.summarise(observed, previous)
         ready = new["conditions"][0]["status"] == "True"
+        self._count_conditions(body, new)
         if status.same_status(new, previous):
             return ready, new["message"]
         await self.kube.patch_status("AIApp", body["metadata"]["namespace"],
