@@ -118,6 +118,7 @@ def test_the_aiapp_crd_has_names_columns_and_a_status_subresource() -> None:
     }
     assert columns == {
         "Ready": ('.status.conditions[?(@.type=="Ready")].status', 0),
+        "Fresh": (".status.fresh", 0),
         "Status": ('.status.conditions[?(@.type=="Ready")].message', 1),
         "Models": (".status.modelsSummary", 0),
         "Knowledge": (".status.knowledgeSummary", 0),

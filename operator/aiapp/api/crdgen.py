@@ -95,7 +95,14 @@ AIAPP_COLUMNS: Final[list[dict[str, Any]]] = [
         "name": "Ready",
         "type": "string",
         "jsonPath": f"{_CONDITION}.status",
-        "description": "Whether the app serves and its tests pass.",
+        "description": "Whether the app serves: model servers, gateway and knowledge ready.",
+    },
+    {
+        "name": "Fresh",
+        "type": "string",
+        "jsonPath": ".status.fresh",
+        "description": "Whether what serves is the latest spec: its revision and its "
+        "knowledge indexes, none held back by a failed gated test or still indexing.",
     },
     {
         "name": "Status",

@@ -212,6 +212,7 @@ def summarise(observed: Observed, previous: dict[str, Any]) -> dict[str, Any]:
                 make("Stalled", True, observed.stalled_reason, message),
             ],
             "message": message,
+            "fresh": "False",
             "modelsSummary": "-",
             "knowledgeSummary": "-",
             "testsSummary": "-",
@@ -292,6 +293,8 @@ def summarise(observed: Observed, previous: dict[str, Any]) -> dict[str, Any]:
             tests_condition,
         ],
         "message": ready_message,
+        # Fresh: the latest spec is what serves, with indexes built from its settings.
+        "fresh": str(observed.serving_revision == observed.revision and knowledge_ok),
         "endpoint": observed.endpoint,
         "revision": observed.revision,
         "servingRevision": observed.serving_revision,
