@@ -175,6 +175,7 @@ def test_a_gated_change_whose_tests_fail_keeps_the_old_gateway_and_one_that_pass
     assert "answers: said 5" in condition(app, "TestsPassed")["message"]
     assert app["status"]["servingRevision"] == serving
     assert app["status"]["revision"] != serving
+    assert app["status"]["fresh"] == "False"
     wait_until(lambda: get(cluster, namespace, "deployment", "gated-gateway-candidate") is None,
                "the failed candidate to be removed")
     assert gateway_revision(cluster, namespace, "gated") == serving
@@ -189,5 +190,6 @@ def test_a_gated_change_whose_tests_fail_keeps_the_old_gateway_and_one_that_pass
         and a["status"]["servingRevision"] == a["status"]["revision"],
         "the passing candidate to be promoted")
     assert condition(app, "TestsPassed")["status"] == "True"
+    assert app["status"]["fresh"] == "True"
     wait_until(lambda: gateway_revision(cluster, namespace, "gated")
                == app["status"]["revision"], "the serving gateway to roll to the new revision")
