@@ -111,10 +111,6 @@ async def reconcile_app(
         raise kopf.PermanentError(stalled.message) from None
     logger.info(f"Reconciled with {outcome.writes} write(s): {outcome.message}")
 
-    # Other apps sharing a model server must list this app among its owners too.
-    for server in reconciler.server_users_of(namespace, name):
-        reconciler.kick_server_users(namespace, server, skip=name)
-
 
 @kopf.timer(*AIAPPS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 async def resync_app(
@@ -146,14 +142,20 @@ async def child_changed(
 ) -> None:
     assert namespace is not None, "AIApps and their children are namespaced"
     reconciler = _reconciler(memo, kwargs)
+
+    # A shared model server concerns every app using it, but only when its spec or status
+    # changes: its owner list grows with each app and would otherwise wake all of them.
+    if server := labels.get(meta.MODEL_SERVER_LABEL):
+        if reconciler.server_changed(kwargs.get("type") or "", body):
+            reconciler.kick_server_users(namespace, server)
+        return
+
     owners = {ref["name"] for ref in body.metadata.get("ownerReferences", [])
               if ref.get("kind") == "AIApp"}
     if app := labels.get(meta.APP_LABEL):
         owners.add(app)
     for owner in sorted(owners):
         reconciler.kick(namespace, owner)
-    if server := labels.get(meta.MODEL_SERVER_LABEL):
-        reconciler.kick_server_users(namespace, server)
 
 
 @kopf.on.event(*MODELS)

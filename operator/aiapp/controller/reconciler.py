@@ -86,6 +86,7 @@ class Reconciler:
         # Which apps use which model server, for pods that only name their server.
         self.server_users: dict[tuple[str, str], set[str]] = {}
         self._conditions: dict[AppKey, dict[str, str]] = {}
+        self._server_fingerprints: dict[tuple[str, str, str], str] = {}
 
     # --- triggers ----------------------------------------------------------------------------
 
@@ -96,15 +97,20 @@ class Reconciler:
             return
         self._kicks[key] = asyncio.create_task(self._kicked(namespace, name, logger))
 
-    def kick_server_users(self, namespace: str, server: str, skip: str = "") -> None:
-        for app in sorted(self.server_users.get((namespace, server), ())):
-            if app != skip:
-                self.kick(namespace, app)
+    def server_changed(self, event_type: str, body: Mapping[str, Any]) -> bool:
+        """Whether a model server's object differs from the last time it was seen."""
+        metadata = body.get("metadata") or {}
+        key = (str(body.get("kind")), str(metadata.get("namespace")), str(metadata.get("name")))
+        fingerprint = meta.content_hash(
+            [event_type == "DELETED", body.get("spec"), body.get("status")])
+        if self._server_fingerprints.get(key) == fingerprint:
+            return False
+        self._server_fingerprints[key] = fingerprint
+        return True
 
-    def server_users_of(self, namespace: str, app: str) -> list[str]:
-        """The model servers ``app`` uses, as far as this operator has rendered them."""
-        return sorted(server for (ns, server), users in self.server_users.items()
-                      if ns == namespace and app in users)
+    def kick_server_users(self, namespace: str, server: str) -> None:
+        for app in sorted(self.server_users.get((namespace, server), ())):
+            self.kick(namespace, app)
 
     async def _kicked(
         self, namespace: str, name: str, logger: Logger | None, delay: float = 0.5,
