@@ -23,9 +23,13 @@ k8s_ldflags="-s -w \
   -X k8s.io/component-base/version.gitTreeState=clean \
   -X k8s.io/client-go/pkg/version.gitVersion=$k8s_version"
 
-# The key of a family: its pins plus this script, since flags change the binaries too.
+# The key of a family: its pins, the Go version, and the flags and packages of its build, so
+# that editing this script (say, to add a family) rebuilds only what it changes.
 family_key() {
-  cat "$here/$1/go.mod" "$here/$1/go.sum" "$here/build.sh" | sha256sum | cut -c1-16
+  local family=$1
+  shift
+  { cat "$here/$family/go.mod" "$here/$family/go.sum"; go version; echo "$*"; } \
+    | sha256sum | cut -c1-16
 }
 
 # Builds one family's commands into the cache unless a build with the same key is there, then
@@ -33,7 +37,8 @@ family_key() {
 build_family() {
   local family=$1 ldflags=$2
   shift 2
-  local out="$cache_root/$family-$(family_key "$family")"
+  local out
+  out="$cache_root/$family-$(family_key "$family" "$ldflags" "$@")"
   if [[ -f $out/.complete ]]; then
     echo "tools: $family is built ($out)" >&2
   else
