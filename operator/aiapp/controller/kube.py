@@ -121,12 +121,25 @@ class Kube:
         return to_dict(obj)
 
     async def ensure(
-        self, manifest: dict[str, Any], live: dict[str, Any] | None = None
+        self, manifest: dict[str, Any], live: dict[str, Any] | None = None,
+        shared_by: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Apply ``manifest`` unless the live object already matches; say whether it wrote."""
+        """Apply ``manifest`` unless the live object already matches; say whether it wrote.
+
+        For an object several apps share, ``shared_by`` is the uid of the app applying it:
+        the live object matches when that app is among its owners and everything else is
+        the same, so the owner list is rewritten once per app that joins, not each time
+        another app reconciles.
+        """
         metadata = manifest["metadata"]
         if live is None:
             live = await self.get(manifest["kind"], metadata["namespace"], metadata["name"])
+        if live is not None and shared_by is not None:
+            owners = {ref.get("uid") for ref in live["metadata"].get("ownerReferences") or []}
+            rest = {**manifest, "metadata": {k: v for k, v in metadata.items()
+                                             if k != "ownerReferences"}}
+            if shared_by in owners and not needs_apply(rest, live):
+                return live, False
         if live is not None and not needs_apply(manifest, live):
             return live, False
         if live is not None and manifest["kind"] == "Job":

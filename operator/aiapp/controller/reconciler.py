@@ -61,6 +61,12 @@ class Indexes:
     namespace_models: Mapping[Any, Any] = field(default_factory=dict)
 
 
+def _shared(manifest: dict[str, Any]) -> bool:
+    """Whether several apps own this child (a model server) rather than one."""
+    component: str = manifest["metadata"].get("labels", {}).get(meta.COMPONENT_LABEL, "")
+    return component == model_servers.COMPONENT
+
+
 def models_of_spec(spec: Mapping[str, Any], settings: OperatorSettings) -> list[str]:
     """The model strings a raw AIApp spec needs served, read leniently for the index."""
     assistants = [a for a in spec.get("assistants") or [] if isinstance(a, Mapping)]
@@ -185,8 +191,10 @@ class Reconciler:
         if serving != revision:
             desired.append(self._config_map_for(body, serving))
         live: dict[tuple[str, str], dict[str, Any]] = {}
+        uid = body["metadata"].get("uid", "")
         for manifest in desired:
-            obj, wrote = await self.kube.ensure(manifest)
+            obj, wrote = await self.kube.ensure(manifest, shared_by=uid if _shared(manifest)
+                                                else None)
             live[(manifest["kind"], manifest["metadata"]["name"])] = obj
             if wrote:
                 metrics.CHILDREN_APPLIED.labels(manifest["kind"]).inc()
