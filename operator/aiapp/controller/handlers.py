@@ -13,6 +13,7 @@ import logging
 import os
 from typing import Any
 
+import httpx2
 import kopf
 from lightkube import AsyncClient
 from prometheus_client import start_http_server
@@ -46,7 +47,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.watching.connect_timeout = 30
     settings.execution.max_workers = 8
 
-    memo.reconciler = Reconciler(Kube(AsyncClient()), operator_settings)
+    # lightkube speaks through httpx2, so its timeout type comes from there.
+    client = AsyncClient(timeout=httpx2.Timeout(60, connect=10))
+    memo.reconciler = Reconciler(Kube(client), operator_settings)
     if operator_settings.metrics_port:
         start_http_server(operator_settings.metrics_port, operator_settings.metrics_host)
     logger.info(f"The operator is configured: store Secret "

@@ -88,6 +88,7 @@ class Reconciler:
         self.render_settings = settings.render()
         self.indexes = Indexes()
         self._locks: dict[AppKey, asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(settings.concurrent_reconciles)
         self._kicks: dict[AppKey, asyncio.Task[None]] = {}
         # Which apps use which model server, for pods that only name their server.
         self.server_users: dict[tuple[str, str], set[str]] = {}
@@ -140,7 +141,10 @@ class Reconciler:
         self, namespace: str, name: str, logger: Logger, *, trigger: str = "change",
     ) -> Outcome:
         lock = self._locks.setdefault((namespace, name), asyncio.Lock())
-        async with lock:
+        # The lock keeps one app to one reconcile; the slots keep a burst of apps (a Flux sync
+        # of a whole repository) from opening more requests than the client's pool and the
+        # API server can serve, which would time them all out.
+        async with lock, self._slots:
             started = time.monotonic()
             writes_before = self.kube.writes
             try:

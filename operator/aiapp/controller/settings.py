@@ -32,6 +32,8 @@ class OperatorSettings(BaseSettings):
     filestore_claim: str = Field(default="", description="PVC with filestore knowledge files.")
     gateway_port: int = 8080
     cluster_domain: str = "cluster.local"
+    concurrent_reconciles: int = Field(default=16, ge=1,
+                                       description="Apps reconciled at the same time.")
     resync_seconds: float = Field(default=300, description="Periodic re-check of every app.")
     metrics_port: int = Field(default=9090, description="Prometheus metrics port; 0 disables.")
     metrics_host: str = "0.0.0.0"
