@@ -24,8 +24,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
+from dulwich.protocol import CAPABILITY_THIN_PACK
 from dulwich.repo import Repo
-from dulwich.server import DictBackend
+from dulwich.server import DEFAULT_HANDLERS, DictBackend, UploadPackHandler
 from dulwich.web import make_wsgi_chain
 
 from aiapp.localcluster import LocalCluster
@@ -70,6 +71,18 @@ class _QuietHandler(WSGIRequestHandler):
         """Requests are not worth a line each in the test output."""
 
 
+class _UploadPack(UploadPackHandler):
+    """dulwich's upload-pack without demanding thin-pack, which go-git does not advertise.
+
+    dulwich refuses such clients outright. Flux clones afresh each time (no objects to build a
+    thin pack against), so sending full packs changes nothing for it.
+    """
+
+    @classmethod
+    def required_capabilities(cls) -> tuple[bytes, ...]:
+        return tuple(c for c in super().required_capabilities() if c != CAPABILITY_THIN_PACK)
+
+
 @dataclass
 class GitRepository:
     """A repository with a work tree, served read-only at ``url``; commit to publish."""
@@ -108,7 +121,10 @@ class GitServer:
     def __post_init__(self) -> None:
         self.backend = DictBackend(self.repositories)
         self.server: WSGIServer = make_server(
-            "127.0.0.1", self.port, make_wsgi_chain(self.backend), handler_class=_QuietHandler)
+            "127.0.0.1", self.port,
+            make_wsgi_chain(self.backend,
+                            handlers=DEFAULT_HANDLERS | {b"git-upload-pack": _UploadPack}),
+            handler_class=_QuietHandler)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

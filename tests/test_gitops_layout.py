@@ -14,6 +14,7 @@ import yaml
 
 from aiapp.api.documents import load_documents
 from aiapp.localcluster import LocalCluster
+from test_gitops_flux import HEALTH_EXPRESSIONS
 from test_packaging_helm import CHART, helm
 
 pytestmark = pytest.mark.api
@@ -82,15 +83,18 @@ def test_each_overlays_helm_release_values_render_the_chart(
     assert deployment["spec"]["replicas"] == expected
 
 
-def test_every_clusters_app_kustomization_prunes_and_health_checks_aiapps() -> None:
+def test_every_clusters_app_kustomization_prunes_and_reads_aiapp_health_from_conditions() -> None:
     for env in ENVIRONMENTS:
         documents = list(yaml.safe_load_all(
             (FLUX / "platform" / "clusters" / env / "platform.yaml").read_text()))
         apps = next(doc for doc in documents if doc["kind"] == "Kustomization"
                     and doc["metadata"]["name"] == "team-a-apps")
         assert apps["spec"]["prune"] is True
-        assert {check["kind"] for check in apps["spec"]["healthChecks"]} == {"AIApp"}
+        assert apps["spec"]["wait"] is True and "healthChecks" not in apps["spec"]
         assert apps["spec"]["dependsOn"] == [{"name": "platform"}]
+        assert [e["kind"] for e in apps["spec"]["healthCheckExprs"]] == ["AIApp"]
+        assert {e["current"] for e in apps["spec"]["healthCheckExprs"]} == {
+            HEALTH_EXPRESSIONS["current"]}
         platform = next(doc for doc in documents if doc["kind"] == "Kustomization"
                         and doc["metadata"]["name"] == "platform")
         assert platform["spec"]["path"] == f"./overlays/{env}"
