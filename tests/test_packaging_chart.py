@@ -102,5 +102,6 @@ def test_the_chart_defaults_match_the_operators_defaults() -> None:
     assert values["metrics"]["port"] == defaults.metrics_port
     assert values["operator"]["gatewayPort"] == defaults.gateway_port
     assert values["operator"]["resyncSeconds"] == defaults.resync_seconds
+    assert values["operator"]["concurrentReconciles"] == defaults.concurrent_reconciles
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert f"{values['image']['repository']}:{chart['appVersion']}" == defaults.image
