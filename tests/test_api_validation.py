@@ -140,6 +140,18 @@ INVALID_APPS = [
         id="a cron refresh may fire at most hourly",
     ),
     pytest.param(
+        knowledge_app(refresh_enabled=True, refresh_schedule="* * * * *"),
+        f"{A0}.knowledge[0].refresh_schedule: '* * * * *' fires 60 times an hour, more often "
+        "than the limit of once an hour",
+        id="a cron refresh every minute is refused",
+    ),
+    pytest.param(
+        knowledge_app(refresh_enabled=True, refresh_schedule="0-59 * * * *"),
+        f"{A0}.knowledge[0].refresh_schedule: '0-59 * * * *' fires 60 times an hour, more "
+        "often than the limit of once an hour",
+        id="a cron refresh over every minute's range is refused",
+    ),
+    pytest.param(
         knowledge_app(refresh_enabled=True, refresh_schedule="@every 30m"),
         f"{A0}.knowledge[0].refresh_schedule: '@every 30m' fires every 0:30:00, more often "
         "than the limit of once every 1:00:00",

@@ -339,10 +339,12 @@ def check_schedule(schedule: str, minimum: timedelta = MIN_REFRESH_INTERVAL) -> 
             f"{schedule!r} is not a valid cron schedule",
             "write e.g. '0 */6 * * *' for every six hours, or '@every 6h'",
         )
+    # croniter writes a minute field that covers every minute (``*``, ``0-59``) as "*".
     minutes = croniter(schedule).expanded[0]
-    if len(minutes) > 1:
+    if len(minutes) > 1 or "*" in minutes:
+        count = 60 if "*" in minutes else len(minutes)
         raise _fail(
-            f"{schedule!r} fires {len(minutes)} times an hour, more often than the limit of "
+            f"{schedule!r} fires {count} times an hour, more often than the limit of "
             "once an hour",
             "fire on one minute of the hour, such as '0 */6 * * *'",
         )

@@ -407,6 +407,13 @@ def load_documents(
             )
         seen.setdefault(key, doc.index)
         problems.extend(_model_warnings(app, models, doc))
+    if not apps and not models and not problems:
+        problems.append(Problem(
+            document=0, path="<document>", line=None,
+            message="the file holds no AIApp or Model",
+            fix="write an AIApp (apiVersion: app.aispec.org/v1alpha1, kind: AIApp, metadata, "
+            "spec) or a bare Helix app (name, assistants)",
+        ))
     problems.sort(key=lambda p: (p.document, p.line or 0, p.warning))
     return [app for _, app in apps], models, problems
 

@@ -17,9 +17,11 @@ from aiapp.controller.settings import OperatorSettings
               help="Watch these namespaces (globs allowed); repeat for several.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Watch the whole cluster.")
 @click.option("--standalone", is_flag=True,
-              help="Do not coordinate with other replicas (no peering).")
-@click.option("--peering", default="aiapp-operator", show_default=True,
-              help="Peering object that keeps two replicas from acting at once.")
+              help="Do not coordinate with other replicas (the default without --peering).")
+@click.option("--peering", default=None, envvar="AIAPP_PEERING",
+              help="kopf peering object that keeps two replicas from acting at once (the "
+              "Helm chart sets aiapp-operator and installs its CRDs). Without it the operator "
+              "runs alone: start only one.")
 @click.option("--health-port", type=int, default=8081, show_default=True,
               help="Port of the /healthz liveness endpoint; 0 disables it.")
 @click.option("--health-host", default="0.0.0.0", show_default=True,
@@ -33,7 +35,7 @@ def operator(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     standalone: bool,
-    peering: str,
+    peering: str | None,
     health_port: int,
     health_host: str,
     metrics_port: int | None,
@@ -62,7 +64,7 @@ def operator(
     asyncio.run(kopf.operator(
         clusterwide=all_namespaces,
         namespaces=list(namespaces),
-        standalone=standalone,
+        standalone=standalone or not peering,
         peering_name=None if standalone else peering,
         priority=0,
         liveness_endpoint=f"http://{health_host}:{health_port}/healthz" if health_port else None,

@@ -148,14 +148,6 @@ class Kube:
             return live, False
         return await self.apply(manifest), True
 
-    async def create_if_missing(self, manifest: dict[str, Any]) -> bool:
-        """Write an object the operator makes once (generated Secrets); keep an existing one."""
-        metadata = manifest["metadata"]
-        if await self.get(manifest["kind"], metadata["namespace"], metadata["name"]):
-            return False
-        await self.apply(manifest)
-        return True
-
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         self.writes += 1
         logger.debug(f"Deleting {kind} {namespace}/{name}.")

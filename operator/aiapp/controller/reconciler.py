@@ -90,6 +90,7 @@ class Reconciler:
         self._locks: dict[AppKey, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(settings.concurrent_reconciles)
         self._kicks: dict[AppKey, asyncio.Task[None]] = {}
+        self._again: set[AppKey] = set()
         # Which apps use which model server, for pods that only name their server.
         self.server_users: dict[tuple[str, str], set[str]] = {}
         self._conditions: dict[AppKey, dict[str, str]] = {}
@@ -101,6 +102,9 @@ class Reconciler:
         """Reconcile an app soon; bursts of child events collapse into one run."""
         key = (namespace, name)
         if key in self._kicks and not self._kicks[key].done():
+            # A run is pending or under way; make sure another follows, since what changed
+            # may have been read before the change.
+            self._again.add(key)
             return
         self._kicks[key] = asyncio.create_task(self._kicked(namespace, name, logger))
 
@@ -122,10 +126,15 @@ class Reconciler:
     async def _kicked(
         self, namespace: str, name: str, logger: Logger | None, delay: float = 0.5,
     ) -> None:
-        await asyncio.sleep(delay)
         log = logger or logging.getLogger("aiapp.operator")
+        key = (namespace, name)
         try:
-            await self.reconcile(namespace, name, log, trigger="child")
+            while True:
+                await asyncio.sleep(delay)
+                self._again.discard(key)
+                await self.reconcile(namespace, name, log, trigger="child")
+                if key not in self._again:
+                    break
         except StalledError:
             pass
         except Exception as error:  # noqa: BLE001 - a failed run retries later, never crashes
@@ -174,24 +183,26 @@ class Reconciler:
             await self._report(body, observed, previous, logger)
             raise
 
+        # Secrets first: the gateway's pods restart when its API keys change.
+        keys_version = await self._ensure_secrets(body, app)
+
         # Decide which revision serves; a gated change first runs as a candidate.
-        rendered = app_render.render_app(
-            body, app.spec, models, self.render_settings,
-            model_owners=self._model_owners(namespace, models),
-        )
+        owners = self._model_owners(namespace, models)
+        rendered = app_render.render_app(body, app.spec, models, self.render_settings,
+                                         model_owners=owners, keys_version=keys_version)
         revision = rendered.revision
         serving, candidate = await self._revisions(body, app, revision, previous)
         if serving != revision:
             rendered = app_render.render_app(
-                body, app.spec, models, self.render_settings,
-                model_owners=self._model_owners(namespace, models), serving_revision=serving)
+                body, app.spec, models, self.render_settings, model_owners=owners,
+                serving_revision=serving, keys_version=keys_version)
 
-        # Apply what differs, then secrets the gateway and jobs read.
-        await self._ensure_secrets(body, app)
+        # Apply what differs.
         desired = rendered.all()
         if candidate:
             desired += gateway_render.render_gateway(
-                body, app.spec, models, candidate, self.render_settings, role="candidate")
+                body, app.spec, models, candidate, self.render_settings, role="candidate",
+                keys_version=keys_version)
         if serving != revision:
             desired.append(self._config_map_for(body, serving))
         live: dict[tuple[str, str], dict[str, Any]] = {}
@@ -315,23 +326,28 @@ class Reconciler:
                          "ownerReferences": [meta.owner_reference(body)]},
         }
 
-    async def _ensure_secrets(self, body: dict[str, Any], app: AIApp) -> None:
+    async def _ensure_secrets(self, body: dict[str, Any], app: AIApp) -> str:
+        """Make the app's Secrets; return a version of its API keys (a hash, not the keys)."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         owner = [meta.owner_reference(body)]
         labels = meta.labels(name, "gateway")
 
-        # The app's API key is made once and kept: clients hold it.
-        await self.kube.create_if_missing({
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": gateway_render.keys_secret_name(name), "namespace": namespace,
-                         "labels": labels, "ownerReferences": owner},
-            "data": {gateway_render.API_KEYS_KEY: base64.b64encode(
-                f"sk-aiapp-{secrets.token_urlsafe(24)}".encode()).decode()},
-        })
+        # The app's API key is made once and kept: clients hold it. Users may replace it.
+        keys_name = gateway_render.keys_secret_name(name)
+        keys = await self.kube.get("Secret", namespace, keys_name)
+        if keys is None:
+            keys = await self.kube.apply({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": keys_name, "namespace": namespace,
+                             "labels": labels, "ownerReferences": owner},
+                "data": {gateway_render.API_KEYS_KEY: base64.b64encode(
+                    f"sk-aiapp-{secrets.token_urlsafe(24)}".encode()).decode()},
+            })
+        keys_version = meta.content_hash(keys.get("data") or {}, 12)
 
         # Knowledge readers and writers get the store's DSN in their own namespace.
         if not gateway_render.uses_knowledge(app.spec):
-            return
+            return keys_version
         source = await self.kube.get("Secret", self.settings.namespace,
                                      self.settings.store_secret)
         if source is None or "dsn" not in (source.get("data") or {}):
@@ -345,6 +361,7 @@ class Reconciler:
                          "labels": labels, "ownerReferences": owner},
             "data": {gateway_render.STORE_DSN_KEY: source["data"]["dsn"]},
         })
+        return keys_version
 
     async def _ensure_tests(
         self,
@@ -468,7 +485,9 @@ class Reconciler:
 
         # Tests of the revision under test, or the last one tested.
         judge = app_render.evaluation_model(app.spec, self.render_settings)
-        if not judge and any(a.tests for a in app.spec.assistants):
+        if not any(a.tests for a in app.spec.assistants):
+            observed.tests_note = status.NO_TESTS
+        elif not judge:
             observed.tests_note = ("The app has tests but no evaluation model (fix: set "
                                    "spec.testing.evaluation_model, or the operator's "
                                    "evaluationModel setting).")
@@ -543,9 +562,8 @@ class Reconciler:
                 continue
             if condition["type"] in ("Reconciling",):
                 continue
-            bad = (condition["type"] == "Stalled") == (condition["status"] == "True")
             text = f"{condition['type']} is {condition['status']}: {condition['message']}"
-            if bad and condition["status"] != "Unknown":
+            if status.is_failure(condition):
                 kopf.warn(body, reason=condition["reason"], message=text)  # type: ignore[arg-type]
             else:
                 kopf.info(body, reason=condition["reason"], message=text)  # type: ignore[arg-type]

@@ -21,6 +21,23 @@ STUCK_REASONS = {
 }
 
 
+# Reasons that only say work is under way; conditions False for these are not warnings.
+IN_PROGRESS = {"Creating", "Progressing", "Indexing", "Testing", "NotRun", "NoTests",
+               "Available", "Ready", "Reconciled", "Indexed", "NoKnowledge", "Passed"}
+
+
+NO_TESTS = "The app has no tests."
+
+
+def is_failure(condition: dict[str, Any]) -> bool:
+    """Whether a condition reports something a person should look at (a Warning event)."""
+    if condition["type"] == "Stalled":
+        return bool(condition["status"] == "True")
+    if condition["type"] == "Reconciling":
+        return False
+    return condition["status"] == "False" and condition["reason"] not in IN_PROGRESS
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -45,7 +62,9 @@ def deployment_health(
     current = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
     available = status.get("availableReplicas", 0)
     updated = status.get("updatedReplicas", 0)
-    if current and available >= wanted and updated >= wanted:
+    # Old pods still running mean a rollout is under way, even if they keep serving.
+    leftover = status.get("replicas", 0) > wanted
+    if current and available >= wanted and updated >= wanted and not leftover:
         return Health(True, "Available", f"{what} has {available}/{wanted} replicas ready.")
 
     # Say why pods are not running, in the words of the component that knows.
@@ -248,13 +267,20 @@ def summarise(observed: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     # Tests.
     tests = observed.tests.status() if observed.tests else None
     if tests is None:
-        tests_condition = make("TestsPassed", None, "NotRun",
+        reason = "NoTests" if observed.tests_note == NO_TESTS else "NotRun"
+        tests_condition = make("TestsPassed", None, reason,
                                observed.tests_note or "No test run yet.")
         tests_summary = "-"
     elif tests["state"] in ("pending", "running"):
         tests_condition = make("TestsPassed", None, "Testing",
                                f"Testing revision {tests['revision']}.")
         tests_summary = "running"
+    elif "passed" not in tests and "failed" not in tests and tests["state"] == "succeeded":
+        # aiapp test exits 0 only when every test passed; without its report there are no counts.
+        tests_condition = make("TestsPassed", True, "Passed",
+                               f"The test Job for revision {tests['revision']} exited 0 (all "
+                               "tests passed) but wrote no report with counts.")
+        tests_summary = "passed"
     else:
         passed, failed = tests.get("passed", 0), tests.get("failed", 0)
         ok = tests["state"] == "succeeded" and failed == 0

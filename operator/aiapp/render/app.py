@@ -71,6 +71,7 @@ def render_app(
     *,
     model_owners: dict[str, list[dict[str, Any]]] | None = None,
     serving_revision: str | None = None,
+    keys_version: str = "",
 ) -> RenderedApp:
     """Render the app's children.
 
@@ -98,7 +99,8 @@ def render_app(
     # The gateway serves the newest revision unless a gated rollout holds it back.
     rendered.gateway_config = gateway.render_config_map(body, config)
     revision = serving_revision or config.app.revision
-    rendered.gateway = gateway.render_gateway(body, spec, models, revision, settings)
+    rendered.gateway = gateway.render_gateway(body, spec, models, revision, settings,
+                                              keys_version=keys_version)
 
     # One index Job (and refresh CronJob) per knowledge entry.
     if gateway.uses_knowledge(spec):

@@ -24,7 +24,8 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False, allow_dash=True))
 @click.option("-n", "--namespace", default="default", show_default=True,
               help="Namespace of apps that do not name one.")
 @click.option("--evaluation-model", default="", help="Judge model for the test Job.")

@@ -149,8 +149,12 @@ def render_gateway(
     revision: str,
     settings: RenderSettings,
     role: str = "serving",
+    keys_version: str = "",
 ) -> list[dict[str, Any]]:
-    """The gateway Deployment and Service serving ``revision`` in ``role``."""
+    """The gateway Deployment and Service serving ``revision`` in ``role``.
+
+    ``keys_version`` changes when the app's API keys do, so pods restart to read them.
+    """
     app, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     name = gateway_name(app, role)
     labels = meta.labels(app, COMPONENT, **{f"{meta.DOMAIN}/role": role})
@@ -160,6 +164,8 @@ def render_gateway(
                   meta.REVISION_LABEL: revision}
     pod_annotations = {**meta.propagated(body["metadata"].get("annotations")),
                        meta.CONFIG_HASH_ANNOTATION: revision}
+    if keys_version:
+        pod_annotations[meta.KEYS_VERSION_ANNOTATION] = keys_version
     metadata = {"name": name, "namespace": namespace, "labels": labels,
                 "ownerReferences": [meta.owner_reference(body)]}
     resources = spec.gateway.resources.model_dump(exclude_defaults=True) or {

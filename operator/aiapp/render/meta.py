@@ -20,6 +20,7 @@ KNOWLEDGE_LABEL = f"{DOMAIN}/knowledge"
 REVISION_LABEL = f"{DOMAIN}/revision"
 CONFIG_HASH_ANNOTATION = f"{DOMAIN}/config-hash"
 SETTINGS_HASH_ANNOTATION = f"{DOMAIN}/settings-hash"
+KEYS_VERSION_ANNOTATION = f"{DOMAIN}/keys-version"
 
 # Parent labels and annotations with these prefixes are tools' bookkeeping, not the user's, and
 # must not reach the children (where they would confuse the same tools).
