@@ -35,10 +35,14 @@ family_key() {
 # Builds one family's commands into the cache unless a build with the same key is there, then
 # links them into the shared bin folder that the harness reads.
 build_family() {
-  local family=$1 ldflags=$2
+  local family=$1 ldflags=$2 lock
   shift 2
   local out
   out="$cache_root/$family-$(family_key "$family" "$ldflags" "$@")"
+  # Two builds at once (a test run and a demo, say) must not share a half-built folder.
+  mkdir -p "$cache_root"
+  exec {lock}>"$out.lock"
+  flock "$lock"
   if [[ -f $out/.complete ]]; then
     echo "tools: $family is built ($out)" >&2
   else
@@ -52,7 +56,12 @@ build_family() {
     touch "$out.partial/.complete"
     rm -rf "$out" && mv "$out.partial" "$out"
     echo "tools: built $family in $((SECONDS - started))s" >&2
+    # Builds of older pins are not used again; they take hundreds of MiB.
+    find "$cache_root" -maxdepth 1 -name "$family-*" ! -name "$(basename "$out")*" \
+      -exec rm -rf {} +
   fi
+  flock -u "$lock"
+  exec {lock}>&-
   mkdir -p "$bin_dir"
   local binary
   for binary in "$out"/*; do
