@@ -191,8 +191,8 @@ def main() -> int:
             operator.terminate()
             try:
                 operator.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                operator.kill()  # a second Ctrl-C while stopping means: now
         cluster.stop()
         say("Cleaned up: the operator and the cluster are stopped.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import threading
@@ -32,8 +33,12 @@ def cluster() -> None:
               "scheduler and kwok nodes.")
 @click.option("--bin-dir", type=click.Path(path_type=Path), default=None,
               help="Where the binaries are (default: the tools/build.sh cache).")
-def up(workdir: Path, tier: str, bin_dir: Path | None) -> None:
+@click.option("--keep-state", is_flag=True,
+              help="Keep the objects of the last run (etcd data) instead of starting empty.")
+def up(workdir: Path, tier: str, bin_dir: Path | None, keep_state: bool) -> None:
     """Start the cluster and keep it running until Ctrl-C or SIGTERM."""
+    if workdir.exists() and not keep_state:
+        shutil.rmtree(workdir)
     local = LocalCluster(workdir, ClusterTier(tier), bin_dir=bin_dir or default_bin_dir(),
                          log=lambda message: click.echo(message, err=True))
     stop = threading.Event()
@@ -51,6 +56,7 @@ def up(workdir: Path, tier: str, bin_dir: Path | None) -> None:
     try:
         (local.workdir / "ready").write_text(str(local.kubeconfig))
         click.echo(f"Cluster ready. In another shell:\n  export KUBECONFIG={local.kubeconfig}\n"
+                   f"  export PATH={local.bin_dir}:$PATH\n"
                    "  kubectl get nodes -L nvidia.com/gpu.product\nPress Ctrl-C to stop.")
         stop.wait()
     finally:
