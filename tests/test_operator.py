@@ -173,6 +173,9 @@ def test_asking_for_more_gpus_than_exist_leaves_the_app_not_ready_with_the_sched
         return app if ready.get("reason") == "Unschedulable" else None
 
     app = wait_until(unschedulable, "the scheduler's reason to reach the app")
+    model = wait_until(lambda: condition(get(cluster, namespace, "model", "huge"), "Ready"),
+                       "the Model to report its server")
+    assert (model["status"], model["reason"]) == ("False", "Unschedulable")
     ready = condition(app, "Ready")
     assert ready["status"] == "False"
     assert "nvidia.com/gpu" in ready["message"]

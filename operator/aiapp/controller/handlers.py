@@ -83,8 +83,9 @@ def namespace_models(namespace: str | None, body: kopf.Body, **_: Any) -> dict[s
     """namespace -> its Model objects."""
     assert namespace is not None, "Models are namespaced"
     return {namespace: {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-                        "metadata": {"name": body.metadata.name, "namespace": namespace},
-                        "spec": dict(body.spec)}}
+                        "metadata": {"name": body.metadata.name, "namespace": namespace,
+                                     "generation": body.metadata.get("generation", 0)},
+                        "spec": dict(body.spec), "status": dict(body.status)}}
 
 
 def _reconciler(memo: kopf.Memo, kwargs: dict[str, Any]) -> Reconciler:

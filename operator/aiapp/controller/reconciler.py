@@ -229,6 +229,7 @@ class Reconciler:
         # Observe the children and report.
         observed = await self._observe(body, app, models, rendered, live, serving, candidate)
         ready, message = await self._report(body, observed, previous, logger)
+        await self._report_models(namespace, observed, rendered.model_names)
 
         # A passed candidate becomes the serving revision on the next pass.
         if candidate and observed.tests and observed.tests.revision == candidate and \
@@ -536,6 +537,29 @@ class Reconciler:
         for (server_namespace, _server), users in self.server_users.items():
             if server_namespace == namespace:
                 users.discard(name)
+
+    async def _report_models(
+        self, namespace: str, observed: status.Observed, servers: dict[str, str]
+    ) -> None:
+        """Tell each Model object in use whether its server is ready (its READY column)."""
+        for body in self.indexes.namespace_models.get(namespace, []):
+            served = body["spec"].get("servedName") or body["metadata"]["name"]
+            used = next((m for m in (served, body["metadata"]["name"]) if m in observed.models),
+                        None)
+            if used is None:
+                continue
+            health = observed.models[used]
+            previous = body.get("status") or {}
+            generation = body["metadata"].get("generation", 0)
+            new = {
+                "observedGeneration": generation,
+                "server": servers.get(used) or "external",
+                "conditions": [status.condition(
+                    previous.get("conditions", []), "Ready", health.ready, health.reason,
+                    health.message, generation)],
+            }
+            if not status.same_status(new, previous):
+                await self.kube.patch_status("Model", namespace, body["metadata"]["name"], new)
 
     async def _report(
         self,
