@@ -378,7 +378,7 @@ def test_names_normalise_to_dns_labels(name: str, normalised: str) -> None:
 INVALID_MODELS = [
     pytest.param(
         f.model(gpus=1),
-        "spec.gpus: unknown field 'gpus' (Helix would silently drop it; we refuse it)",
+        "spec.gpus: unknown field 'gpus'",
         id="an unknown model key is refused",
     ),
     pytest.param(

@@ -98,9 +98,10 @@ def _issue(error: ErrorDetails, root: type[BaseModel]) -> Issue:
             fix = f"remove it; fields allowed here: {', '.join(known)}"
         else:
             fix = "remove it"
-        return Issue(
-            loc, f"unknown field {key!r} (Helix would silently drop it; we refuse it)", fix
-        )
+        # Helix reads AISpec leniently; saying so explains why a file that "worked" fails.
+        note = " (Helix would silently drop it; we refuse it)" if root.__name__ == "AIApp" \
+            else ""
+        return Issue(loc, f"unknown field {key!r}{note}", fix)
     if kind == "missing":
         owner = _model_at(root, loc[:-1])
         key = str(loc[-1])
@@ -127,12 +128,21 @@ def _issue(error: ErrorDetails, root: type[BaseModel]) -> Issue:
             "bool": "true or false",
         }[kind.split("_")[0]]
         return Issue(loc, error["msg"].replace("Input", "value"), f"write {wanted}")
-    # Bounds (greater_than, too_short, ...) read well as pydantic writes them.
-    return Issue(
-        loc,
-        error["msg"].replace("Input", "value").replace("List", "list"),
-        "change the value to meet the limit",
-    )
+    # Bounds (greater_than, too_short, ...) read well as pydantic writes them; the fix names
+    # the bound the value must meet.
+    message = error["msg"].replace("Input", "value").replace("List", "list")
+    bounds = {
+        "greater_than": "more than {gt}", "greater_than_equal": "at least {ge}",
+        "less_than": "less than {lt}", "less_than_equal": "at most {le}",
+        "too_short": "at least {min_length} item(s) or characters",
+        "too_long": "at most {max_length} item(s) or characters",
+    }
+    if kind in bounds:
+        try:
+            return Issue(loc, message, "make it " + bounds[kind].format(**context))
+        except KeyError:
+            pass
+    return Issue(loc, message, "change the value to meet the limit in the message")
 
 
 def issues_from_validation_error(exc: ValidationError, root: type[BaseModel]) -> list[Issue]:

@@ -56,9 +56,10 @@ def operator(
     # Import for the side effect of registering the handlers with kopf.
     from aiapp.controller import handlers  # noqa: F401
 
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    # FULL puts a timestamp, level and [namespace/name] before every line.
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL)
     logging.getLogger("aiapp").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for chatty in ("httpx", "httpcore"):
+    for chatty in ("httpx", "httpcore", "httpx2", "httpcore2"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     memo = kopf.Memo(settings=settings)
     asyncio.run(kopf.operator(
