@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import yaml
 
 from aiapp.api.documents import load_documents
 from aiapp.api.model import resolve_model
+from aiapp.api.presets import preset_names
 from aiapp.render.app import models_used, render_app
 from aiapp.render.jobs import render_test_job
 from aiapp.render.model_servers import endpoint
@@ -34,6 +36,10 @@ class _PlainDumper(yaml.SafeDumper):
 def render(files: tuple[Path, ...], namespace: str, evaluation_model: str,
            embeddings_model: str, image: str) -> None:
     """Render the children of each AIApp in FILES (use - for stdin) as YAML."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+        raise click.BadParameter(
+            f"{namespace!r} is not a namespace name (lower-case letters, digits and '-', at "
+            "most 63)", param_hint="--namespace")
     settings = RenderSettings(evaluation_model=evaluation_model,
                               embeddings_model=embeddings_model, image=image)
     documents: list[dict[str, object]] = []
@@ -58,7 +64,10 @@ def render(files: tuple[Path, ...], namespace: str, evaluation_model: str,
             for model_string in models_used(app.spec, settings):
                 spec = resolve_model(model_string, models)
                 if spec is None:
-                    click.echo(f"{file}: no Model or preset serves {model_string!r}", err=True)
+                    click.echo(
+                        f"{file}: no Model or preset serves {model_string!r} (fix: add a Model "
+                        f"with servedName {model_string!r} to the files, or use a preset: "
+                        f"{', '.join(preset_names())})", err=True)
                     failed = True
                     break
                 resolved[model_string] = spec
