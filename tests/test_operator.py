@@ -254,3 +254,27 @@ def test_the_operator_serves_metrics_and_a_liveness_endpoint(
     assert "aiapp_children_applied_total" in metrics
     health = httpx.get(f"http://127.0.0.1:{operator.health_port}/healthz")
     assert health.status_code == 200
+
+
+def test_an_app_that_switches_model_leaves_the_shared_server_to_the_other_app(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess,
+) -> None:
+    apply(cluster, namespace, app_body("mover"), app_body("stayer"))
+    ready_app(cluster, namespace, "mover")
+    ready_app(cluster, namespace, "stayer")
+    shared = wait_until(
+        lambda: next((s for s in model_servers(cluster, namespace)
+                      if len(s["metadata"]["ownerReferences"]) == 2), None),
+        "one server owned by both apps")["metadata"]["name"]
+
+    apply(cluster, namespace, app_body("mover", model="qwen2.5:7b"))
+
+    def left_to_stayer() -> bool:
+        server = get(cluster, namespace, "deployment", shared)
+        return bool(server) and [r["name"] for r in server["metadata"]["ownerReferences"]] \
+            == ["stayer"]
+
+    wait_until(left_to_stayer, "the mover's ownership of the old server to be dropped")
+    app = ready_app(cluster, namespace, "mover")
+    assert app["status"]["assistants"][0]["model"] == "qwen2.5:7b"
+    assert len(model_servers(cluster, namespace)) == 2

@@ -193,3 +193,24 @@ def test_a_gated_change_whose_tests_fail_keeps_the_old_gateway_and_one_that_pass
     assert app["status"]["fresh"] == "True"
     wait_until(lambda: gateway_revision(cluster, namespace, "gated")
                == app["status"]["revision"], "the serving gateway to roll to the new revision")
+
+
+def test_a_refresh_run_started_by_the_cronjob_is_left_to_finish(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess,
+) -> None:
+    body = simulate(app_body("refreshed", assistant={"knowledge": [{
+        "name": "notes", "source": {"text": "Opening hours: nine to five."},
+        "refresh_enabled": True, "refresh_schedule": "0 */6 * * *"}]}), version=1)
+    apply(cluster, namespace, body)
+    cron = wait_until(lambda: get(cluster, namespace, "cronjobs")["items"], "the CronJob")[0]
+
+    cluster.kubectl("create", "job", "-n", namespace, "manual-refresh",
+                    f"--from=cronjob/{cron['metadata']['name']}")
+
+    def completed() -> bool:
+        job = get(cluster, namespace, "job", "manual-refresh")
+        assert job is not None, "the operator deleted the CronJob's run"
+        return any(c["type"] == "Complete" and c["status"] == "True"
+                   for c in job["status"].get("conditions", []))
+
+    wait_until(completed, "the refresh run to complete")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 from typing import Any
 
 import click
@@ -67,7 +69,9 @@ def operator(
         namespaces=list(namespaces),
         standalone=standalone or not peering,
         peering_name=None if standalone else peering,
-        priority=0,
+        # Peers of equal priority all pause; a random one makes exactly one replica active
+        # and the others stand by until it goes.
+        priority=int(os.environ.get("AIAPP_PRIORITY") or secrets.randbelow(1_000_000) + 1),
         liveness_endpoint=f"http://{health_host}:{health_port}/healthz" if health_port else None,
         memo=memo,
     ))

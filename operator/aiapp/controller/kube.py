@@ -23,6 +23,7 @@ from lightkube.resources.core_v1 import (
     Service,
 )
 from lightkube.types import CascadeType, PatchType
+from lightkube.utils.quantity import parse_quantity
 
 from aiapp.render.meta import MANAGER
 
@@ -59,7 +60,18 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return result
 
 
-def needs_apply(desired: Any, live: Any) -> bool:
+QUANTITY_KEYS = {"resources", "storage"}
+
+
+def _same_quantity(desired: Any, live: Any) -> bool:
+    """Whether two resource quantities are equal however written ("0.5" and "500m")."""
+    try:
+        return bool(parse_quantity(str(desired)) == parse_quantity(str(live)))
+    except (ValueError, TypeError, ArithmeticError):
+        return False
+
+
+def needs_apply(desired: Any, live: Any, quantities: bool = False) -> bool:
     """Whether ``live`` lacks or differs in any field that ``desired`` sets.
 
     Fields only the server sets (defaults, status, metadata bookkeeping) are ignored, since
@@ -69,11 +81,16 @@ def needs_apply(desired: Any, live: Any) -> bool:
     if isinstance(desired, dict):
         if not isinstance(live, dict):
             return True
-        return any(needs_apply(value, live.get(key)) for key, value in desired.items())
+        return any(needs_apply(value, live.get(key), quantities or key in QUANTITY_KEYS)
+                   for key, value in desired.items())
     if isinstance(desired, list):
         if not isinstance(live, list) or len(live) != len(desired):
             return True
-        return any(needs_apply(want, have) for want, have in zip(desired, live, strict=True))
+        return any(needs_apply(want, have, quantities)
+                   for want, have in zip(desired, live, strict=True))
+    if quantities and desired != live and live is not None:
+        # The API server writes quantities in canonical form.
+        return not _same_quantity(desired, live)
     if isinstance(desired, bool) or isinstance(live, bool):
         return desired is not live
     if isinstance(desired, int | float) and isinstance(live, int | float):
@@ -142,11 +159,45 @@ class Kube:
                 return live, False
         if live is not None and not needs_apply(manifest, live):
             return live, False
-        if live is not None and manifest["kind"] == "Job":
+        if live is not None and manifest["kind"] in ("Job", "PersistentVolumeClaim"):
             # A Job's pod template is immutable, and a Job is named after what it does: an
             # existing one has run or is running this exact work, so it is left as it is.
+            # A claim's spec is immutable too (but for growing), and holds downloaded weights.
             return live, False
         return await self.apply(manifest), True
+
+    async def disown(self, obj: dict[str, Any], uid: str) -> None:
+        """Remove one owner from a shared object, or delete it when that owner was the last.
+
+        A JSON patch guarded by the resourceVersion edits only the owner list (an apply would
+        drop every field not sent), and fails rather than overwrite a concurrent change; the
+        next reconcile then sees the new state.
+        """
+        metadata = obj["metadata"]
+        refs = metadata.get("ownerReferences") or []
+        remaining = [ref for ref in refs if ref.get("uid") != uid]
+        if len(remaining) == len(refs):
+            return
+        self.writes += 1
+        if not remaining:
+            logger.debug(f"Deleting {obj['kind']} {metadata['namespace']}/{metadata['name']}: "
+                         "its last owner is gone.")
+            try:
+                await self.client.delete(
+                    resource_of(obj["kind"]), metadata["name"], namespace=metadata["namespace"],
+                    cascade=CascadeType.BACKGROUND)
+            except ApiError as error:
+                if error.status.code != 404:
+                    raise
+            return
+        logger.debug(f"Removing an owner from {obj['kind']} "
+                     f"{metadata['namespace']}/{metadata['name']}.")
+        await self.client.patch(
+            resource_of(obj["kind"]), metadata["name"],
+            [{"op": "test", "path": "/metadata/resourceVersion",
+              "value": metadata["resourceVersion"]},
+             {"op": "replace", "path": "/metadata/ownerReferences", "value": remaining}],
+            namespace=metadata["namespace"], patch_type=PatchType.JSON)
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         self.writes += 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from lightkube import ApiError
 
 from aiapp.api.aispec import AIApp, AISpecError, parse_app, schema_kind
 from aiapp.api.model import Model, ModelSpec, parse_model, resolve_model
@@ -208,6 +209,11 @@ class Reconciler:
         live: dict[tuple[str, str], dict[str, Any]] = {}
         uid = body["metadata"].get("uid", "")
         for manifest in desired:
+            # Index runs start once the embedding model answers: a Job that fails while the
+            # server still loads would be final, since Jobs are named after their settings.
+            if manifest["kind"] in ("Job", "CronJob") and manifest in rendered.knowledge and \
+                    not self._embeddings_ready(models, live):
+                continue
             obj, wrote = await self.kube.ensure(manifest, shared_by=uid if _shared(manifest)
                                                 else None)
             live[(manifest["kind"], manifest["metadata"]["name"])] = obj
@@ -238,6 +244,20 @@ class Reconciler:
         return Outcome(ready=ready, message=message)
 
     # --- steps --------------------------------------------------------------------------------
+
+    def _server_ready(self, model: ModelSpec | None,
+                      live: dict[tuple[str, str], dict[str, Any]]) -> bool:
+        """Whether a model's server is ready (external models always are)."""
+        if model is None or model.runtime == "external":
+            return True
+        deployment = live.get(("Deployment", model_servers.server_name(model)))
+        return status.deployment_health(deployment, [], "server").ready
+
+    def _embeddings_ready(self, models: dict[str, ModelSpec],
+                          live: dict[tuple[str, str], dict[str, Any]]) -> bool:
+        if self.render_settings.embeddings_url:
+            return True
+        return self._server_ready(models.get(self.render_settings.embeddings_model), live)
 
     def _parse(self, body: dict[str, Any]) -> AIApp:
         try:
@@ -302,8 +322,10 @@ class Reconciler:
     ) -> tuple[str, str]:
         """(serving, candidate): with gating, a new revision waits as a candidate."""
         serving = previous.get("servingRevision") or ""
-        if not app.spec.testing.gated_rollout or not serving or serving == revision:
-            return revision, ""
+        testable = bool(app_render.evaluation_model(app.spec, self.render_settings))
+        if not app.spec.testing.gated_rollout or not testable or not serving \
+                or serving == revision:
+            return revision, ""  # nothing to gate on: no tests, or no judge to run them
         config = await self.kube.get("ConfigMap", body["metadata"]["namespace"],
                                      gateway_render.config_map_name(
                                          body["metadata"]["name"], serving))
@@ -383,8 +405,18 @@ class Reconciler:
         existing = await self.kube.get("Job", namespace, job_name)
         if existing is not None:
             return existing
+
+        # A finished run whose Job has expired is not repeated: its result is in the status.
+        tested = (body.get("status") or {}).get("tests") or {}
+        if tested.get("revision") == revision and tested.get("state") in ("succeeded",
+                                                                          "failed"):
+            return None
+
+        # The gateway under test and the judge must both answer before the run starts.
         deployment = live.get(("Deployment", gateway_render.gateway_name(name, role)))
-        if not status.deployment_health(deployment, [], "gateway").ready:
+        judge_model = models.get(app_render.evaluation_model(app.spec, self.render_settings))
+        if not status.deployment_health(deployment, [], "gateway").ready or \
+                not self._server_ready(judge_model, live):
             return None
         job = jobs.render_test_job(body, app.spec, revision, judge, self.render_settings, role)
         return await self.kube.apply(job)
@@ -405,6 +437,9 @@ class Reconciler:
                 if kind == "Job" and child["metadata"].get("labels", {}).get(
                         meta.COMPONENT_LABEL) == "test-run":
                     continue  # test results stay as the record of a revision
+                if any(ref.get("kind") == "CronJob"
+                       for ref in child["metadata"].get("ownerReferences") or []):
+                    continue  # a refresh run of a CronJob this app renders; the CronJob owns it
                 await self.kube.delete(kind, namespace, child_name)
 
         # Model servers this app used to share: drop its ownership, or the server if last.
@@ -415,17 +450,12 @@ class Reconciler:
             if server in servers or not any(ref.get("uid") == uid for ref in refs):
                 continue
             self.server_users.get((namespace, server), set()).discard(name)
-            remaining = [ref for ref in refs if ref.get("uid") != uid]
-            for kind in ("Deployment", "Service"):
-                if remaining:
-                    await self.kube.apply({
-                        "apiVersion": "apps/v1" if kind == "Deployment" else "v1",
-                        "kind": kind,
-                        "metadata": {"name": server, "namespace": namespace,
-                                     "ownerReferences": remaining},
-                    })
-                else:
-                    await self.kube.delete(kind, namespace, server)
+            for kind, child_name in (("Deployment", server), ("Service", server),
+                                     ("PersistentVolumeClaim", f"{server}-cache")):
+                shared = deployment if kind == "Deployment" else await self.kube.get(
+                    kind, namespace, child_name)
+                if shared is not None:
+                    await self.kube.disown(shared, uid)
 
     async def _observe(
         self,
@@ -558,8 +588,15 @@ class Reconciler:
                     previous.get("conditions", []), "Ready", health.ready, health.reason,
                     health.message, generation)],
             }
-            if not status.same_status(new, previous):
+            if status.same_status(new, previous):
+                continue
+            try:
                 await self.kube.patch_status("Model", namespace, body["metadata"]["name"], new)
+            except ApiError as error:
+                # The Model's column is a courtesy; the app's own status must not hang on it.
+                logging.getLogger("aiapp.operator").warning(
+                    f"Could not write the status of Model {namespace}/{body['metadata']['name']}"
+                    f": {error.status.message}")
 
     async def _report(
         self,
@@ -575,7 +612,8 @@ class Reconciler:
         if status.same_status(new, previous):
             return ready, new["message"]
         await self.kube.patch_status("AIApp", body["metadata"]["namespace"],
-                                     body["metadata"]["name"], new)
+                                     body["metadata"]["name"],
+                                     {**new, **status.removed_keys(new, previous)})
 
         # Events for what changed, in one sentence each.
         old = {c["type"]: c for c in previous.get("conditions", [])}

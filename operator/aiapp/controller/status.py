@@ -223,7 +223,13 @@ def summarise(observed: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     # A spec the operator cannot act on stalls the app until the user changes it.
     if observed.stalled_reason:
         message = observed.stalled_message
+        # What served before keeps serving, so what status said about it stays true.
+        kept: dict[str, Any] = {key: previous[key] for key in ("endpoint", "revision",
+                                                        "servingRevision", "assistants",
+                                                        "knowledge", "tests")
+                if key in previous}
         return {
+            **kept,
             "observedGeneration": generation,
             "conditions": [
                 make("Ready", False, observed.stalled_reason, message),
@@ -306,13 +312,28 @@ def summarise(observed: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     else:
         ready_reason, ready_message = knowledge_reason, knowledge_message
 
+    # A gated change under test is still being reconciled; one whose tests failed is held
+    # back, which kstatus readers (Flux) must see as a failure of this generation.
+    reconciling, reconciling_reason = not ready, "Progressing"
+    reconciling_message = ready_message if not ready else "Nothing left to do."
+    stalled, stalled_reason = False, "Reconciled"
+    stalled_message = "The operator can act on the spec."
+    if observed.candidate_revision:
+        reconciling, reconciling_reason = True, "TestingCandidate"
+        reconciling_message = (f"Revision {observed.candidate_revision} is tested as a "
+                               f"candidate; {observed.serving_revision} serves meanwhile.")
+    elif observed.serving_revision and observed.serving_revision != observed.revision:
+        stalled, stalled_reason = True, "CandidateRejected"
+        stalled_message = (f"Revision {observed.revision} failed its tests and was not rolled "
+                           f"out; {observed.serving_revision} keeps serving (fix the app or "
+                           "its tests).")
+
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "conditions": [
             make("Ready", ready, ready_reason, ready_message),
-            make("Reconciling", not ready, "Progressing" if not ready else "Ready",
-                 ready_message if not ready else "Nothing left to do."),
-            make("Stalled", False, "Reconciled", "The operator can act on the spec."),
+            make("Reconciling", reconciling, reconciling_reason, reconciling_message),
+            make("Stalled", stalled, stalled_reason, stalled_message),
             make("ModelsReady", models_ok, models_reason, models_message),
             make("GatewayReady", gateway.ready, gateway.reason, gateway.message),
             make("KnowledgeReady", knowledge_ok, knowledge_reason, knowledge_message),
@@ -347,5 +368,10 @@ def same_status(new: dict[str, Any], old: dict[str, Any]) -> bool:
             return [strip(v) for v in value]
         return value
 
-    keys = set(new)
-    return bool(strip(new) == strip({k: v for k, v in old.items() if k in keys}))
+    ours = {k: v for k, v in old.items() if k != "kopf"}
+    return bool(strip(new) == strip(ours))
+
+
+def removed_keys(new: dict[str, Any], old: dict[str, Any]) -> dict[str, None]:
+    """Keys the old status has and the new one lacks, as a merge patch deletes them."""
+    return {key: None for key in old if key not in new and key != "kopf"}

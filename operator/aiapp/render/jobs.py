@@ -63,8 +63,8 @@ def _job_pod(
 
 
 def knowledge_id(assistant: Assistant, knowledge: Knowledge) -> str:
-    """The knowledge entry's name among all the app's: assistant and knowledge names joined."""
-    return f"{assistant.name}-{knowledge.name}"
+    """The knowledge entry's name among all the app's, usable as a label value and in names."""
+    return meta.dns_label(assistant.name, knowledge.name)
 
 
 def index_settings_hash(knowledge: Knowledge, embeddings: Endpoint) -> str:
@@ -215,6 +215,8 @@ def render_test_job(
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": 3600,
+            # The result outlives the Job in the app's status; old runs need not pile up.
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": _job_pod(body, "test-run", {
                 "name": "test",
                 "args": args,

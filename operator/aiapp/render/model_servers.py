@@ -126,7 +126,7 @@ def _runtime_container(model: ModelSpec, settings: RenderSettings) -> dict[str, 
     if model.runtime == "ollama":
         container["readinessProbe"] = {
             "exec": {"command": ["ollama", "show", model.effective_source]},
-            "periodSeconds": 5, "failureThreshold": 3,
+            "periodSeconds": 5, "failureThreshold": 3, "timeoutSeconds": 10,
         }
     if model.runtime == "vllm":
         container["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
@@ -138,6 +138,8 @@ def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
         "httpGet": {"path": path, "port": "http"},
         "periodSeconds": period,
         "failureThreshold": failures,
+        # A busy server answers its health check slowly; the default 1 s would restart it.
+        "timeoutSeconds": 10,
     }
 
 
