@@ -214,3 +214,29 @@ def test_a_refresh_run_started_by_the_cronjob_is_left_to_finish(
                    for c in job["status"].get("conditions", []))
 
     wait_until(completed, "the refresh run to complete")
+
+
+def test_knowledge_waits_for_the_store_secret_while_the_rest_of_the_app_serves(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess,
+) -> None:
+    store = ("-n", "aiapp-system", "secret", "aiapp-store")
+    saved = get(cluster, "aiapp-system", "secret", "aiapp-store")
+    cluster.kubectl("delete", *store)
+    try:
+        apply(cluster, namespace, simulate(app_body("storeless", assistant={"knowledge": [
+            {"name": "notes", "source": {"text": "Opening hours: nine to five."}}]}),
+            version=1))
+        app = app_state(
+            cluster, namespace, "storeless",
+            lambda a: "store Secret" in ((a.get("status") or {}).get("knowledge")
+                                         or [{}])[0].get("message", "")
+            and condition(a, "GatewayReady").get("status") == "True",
+            "the gateway to serve while knowledge waits for the store")
+        assert condition(app, "KnowledgeReady")["status"] == "False"
+    finally:
+        saved["metadata"] = {"name": "aiapp-store", "namespace": "aiapp-system"}
+        apply(cluster, "aiapp-system", saved)
+
+    app_state(cluster, namespace, "storeless",
+              lambda a: condition(a, "KnowledgeReady").get("status") == "True",
+              "knowledge to be indexed once the store Secret exists")

@@ -96,6 +96,7 @@ class Reconciler:
         self.server_users: dict[tuple[str, str], set[str]] = {}
         self._conditions: dict[AppKey, dict[str, str]] = {}
         self._server_fingerprints: dict[tuple[str, str, str], str] = {}
+        self._store_missing: set[AppKey] = set()
 
     # --- triggers ----------------------------------------------------------------------------
 
@@ -138,6 +139,11 @@ class Reconciler:
                     break
         except StalledError:
             pass
+        except kopf.TemporaryError as waiting:
+            log.info(f"Reconcile of {namespace}/{name} waits: {waiting}")
+            self._kicks.pop(key, None)
+            await asyncio.sleep(waiting.delay or 30)
+            self.kick(namespace, name, logger)
         except Exception as error:  # noqa: BLE001 - a failed run retries later, never crashes
             metrics.RECONCILE_ERRORS.labels("child").inc()
             log.warning(f"Reconcile of {namespace}/{name} failed and is retried in 10s: {error}")
@@ -211,8 +217,9 @@ class Reconciler:
         for manifest in desired:
             # Index runs start once the embedding model answers: a Job that fails while the
             # server still loads would be final, since Jobs are named after their settings.
-            if manifest["kind"] in ("Job", "CronJob") and manifest in rendered.knowledge and \
-                    not self._embeddings_ready(models, live):
+            if manifest["kind"] in ("Job", "CronJob") and manifest in rendered.knowledge and (
+                    not self._embeddings_ready(models, live)
+                    or (namespace, name) in self._store_missing):
                 continue
             obj, wrote = await self.kube.ensure(manifest, shared_by=uid if _shared(manifest)
                                                 else None)
@@ -236,6 +243,13 @@ class Reconciler:
         observed = await self._observe(body, app, models, rendered, live, serving, candidate)
         ready, message = await self._report(body, observed, previous, logger)
         await self._report_models(namespace, observed, rendered.model_names)
+
+        # Knowledge waits for the store's Secret; say so, and look again soon.
+        if (namespace, name) in self._store_missing:
+            raise kopf.TemporaryError(
+                f"The knowledge store Secret {self.settings.namespace}/"
+                f"{self.settings.store_secret} (key dsn) does not exist yet; knowledge waits "
+                "for it and the rest of the app is served.", delay=30)
 
         # A passed candidate becomes the serving revision on the next pass.
         if candidate and observed.tests and observed.tests.revision == candidate and \
@@ -374,10 +388,10 @@ class Reconciler:
         source = await self.kube.get("Secret", self.settings.namespace,
                                      self.settings.store_secret)
         if source is None or "dsn" not in (source.get("data") or {}):
-            raise kopf.TemporaryError(
-                f"The knowledge store Secret {self.settings.namespace}/"
-                f"{self.settings.store_secret} (key dsn) does not exist yet; retrying.",
-                delay=30)
+            # The rest of the app is served meanwhile; knowledge waits (see _reconcile).
+            self._store_missing.add((namespace, name))
+            return keys_version
+        self._store_missing.discard((namespace, name))
         await self.kube.ensure({
             "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": gateway_render.store_secret_name(name), "namespace": namespace,
@@ -510,9 +524,15 @@ class Reconciler:
                 continue
             job = live.get(("Job", manifest["metadata"]["name"]))
             summary = await self._job_summary(namespace, job)
-            observed.knowledge.append(status.KnowledgeReport(
+            report = status.KnowledgeReport(
                 name=manifest["metadata"]["labels"][meta.KNOWLEDGE_LABEL], job=job,
-                summary=summary, embedding_model=embeddings))
+                summary=summary, embedding_model=embeddings)
+            if job is None and (namespace, name) in self._store_missing:
+                report.waiting_for = (f"the store Secret {self.settings.namespace}/"
+                                      f"{self.settings.store_secret} (key dsn)")
+            elif job is None and not self._embeddings_ready(models, live):
+                report.waiting_for = "the embedding model server to be ready"
+            observed.knowledge.append(report)
 
         # Tests of the revision under test, or the last one tested.
         judge = app_render.evaluation_model(app.spec, self.render_settings)

@@ -126,6 +126,7 @@ class KnowledgeReport:
     job: dict[str, Any] | None
     summary: dict[str, Any]
     embedding_model: str
+    waiting_for: str = ""
 
     def status(self) -> dict[str, Any]:
         state = {"pending": "pending", "running": "indexing", "succeeded": "ready",
@@ -146,6 +147,8 @@ class KnowledgeReport:
                                 or job_failure(self.job))
         elif state == "indexing":
             entry["message"] = "The index Job is running."
+        elif self.waiting_for:
+            entry["message"] = f"The index Job waits for {self.waiting_for}."
         else:
             entry["message"] = "Waiting for the index Job to start."
         return entry
