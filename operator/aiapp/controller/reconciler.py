@@ -49,7 +49,6 @@ class Outcome:
     """What one reconcile did and found."""
 
     ready: bool = False
-    stalled: str = ""
     writes: int = 0
     message: str = ""
 

@@ -22,11 +22,11 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 import httpx
 import yaml
@@ -376,9 +376,3 @@ class LocalCluster:
                     f"{process.log_path}:\n{process.tail()}"
                 )
 
-
-@contextlib.contextmanager
-def running(workdir: Path, tier: ClusterTier, **kwargs: Any) -> Iterator[LocalCluster]:
-    """Run a cluster for the duration of a ``with`` block."""
-    with LocalCluster(workdir, tier, **kwargs) as cluster:
-        yield cluster
