@@ -516,8 +516,7 @@ class Reconciler:
             live.get(("Deployment", gateway_name)), pods, "The gateway")
 
         # Knowledge: each entry's current index Job and what it reported.
-        embeddings = self.render_settings.embeddings_url and self.render_settings. \
-            embeddings_model or self.render_settings.embeddings_model
+        embeddings = self.render_settings.embeddings_model
         for manifest in rendered.knowledge:
             if manifest["kind"] != "Job":
                 continue
@@ -541,6 +540,7 @@ class Reconciler:
             observed.tests_note = ("The app has tests but no evaluation model (fix: set "
                                    "spec.testing.evaluation_model, or the operator's "
                                    "evaluationModel setting).")
+
         # A revision held back by a failed gated test is the one whose result matters.
         tested = candidate or rendered.revision
         job = await self.kube.get("Job", namespace, meta.dns_label(name, "test", tested))
