@@ -233,6 +233,10 @@ def test_knowledge_waits_for_the_store_secret_while_the_rest_of_the_app_serves(
             and condition(a, "GatewayReady").get("status") == "True",
             "the gateway to serve while knowledge waits for the store")
         assert condition(app, "KnowledgeReady")["status"] == "False"
+        assert condition(app, "KnowledgeReady")["reason"] == "StoreSecretMissing"
+        events = cluster.kubectl("get", "events", "-n", namespace,
+                                 "--field-selector", "involvedObject.name=storeless").stdout
+        assert "StoreSecretMissing" in events
     finally:
         saved["metadata"] = {"name": "aiapp-store", "namespace": "aiapp-system"}
         apply(cluster, "aiapp-system", saved)

@@ -284,9 +284,22 @@ class KnowledgeSource(_Spec):
         ):
             raise _fail(
                 "the source names nothing to index",
-                "add one of web.urls, filestore.path, text, s3 or gcs",
+                "add one of web.urls, filestore.path or text",
             )
         return self
+
+    @field_validator("s3", "gcs")
+    @classmethod
+    def _no_buckets_yet(cls, value: BucketSource | None) -> BucketSource | None:
+        # The fields are kept so Helix files parse, but the indexer cannot read buckets yet;
+        # saying so here beats an index Job that fails in the cluster.
+        if value is not None:
+            raise _fail(
+                "not supported yet: the indexer cannot read buckets",
+                "copy the files to the filestore volume and use filestore.path, or list "
+                "their URLs under web.urls",
+            )
+        return value
 
 
 def every_interval(schedule: str) -> timedelta | None:

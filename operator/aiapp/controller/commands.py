@@ -26,8 +26,9 @@ from aiapp.controller.settings import OperatorSettings
               "runs alone: start only one.")
 @click.option("--health-port", type=int, default=8081, show_default=True,
               help="Port of the /healthz liveness endpoint; 0 disables it.")
-@click.option("--health-host", default="0.0.0.0", show_default=True,
-              help="Address the liveness endpoint listens on.")
+@click.option("--health-host", default=None,
+              help="Address the liveness endpoint listens on (default: all interfaces in a "
+              "pod, 127.0.0.1 elsewhere).")
 @click.option("--metrics-port", type=int, default=None,
               help="Prometheus port (default: AIAPP_METRICS_PORT or 9090; 0 disables).")
 @click.option("--evaluation-model", default=None, help="Default judge model for tests.")
@@ -39,7 +40,7 @@ def operator(
     standalone: bool,
     peering: str | None,
     health_port: int,
-    health_host: str,
+    health_host: str | None,
     metrics_port: int | None,
     evaluation_model: str | None,
     image: str | None,
@@ -72,6 +73,7 @@ def operator(
         # Peers of equal priority all pause; a random one makes exactly one replica active
         # and the others stand by until it goes.
         priority=int(os.environ.get("AIAPP_PRIORITY") or secrets.randbelow(1_000_000) + 1),
-        liveness_endpoint=f"http://{health_host}:{health_port}/healthz" if health_port else None,
+        liveness_endpoint=(f"http://{health_host or settings.metrics_host}:{health_port}/healthz"
+                           if health_port else None),
         memo=memo,
     ))

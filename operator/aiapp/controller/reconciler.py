@@ -539,7 +539,8 @@ class Reconciler:
         elif not judge:
             observed.tests_note = ("The app has tests but no evaluation model (fix: set "
                                    "spec.testing.evaluation_model, or the operator's "
-                                   "evaluationModel setting).")
+                                   "--evaluation-model / AIAPP_EVALUATION_MODEL; in the Helm "
+                                   "chart operator.evaluationModel).")
 
         # A revision held back by a failed gated test is the one whose result matters.
         tested = candidate or rendered.revision

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aiapp.render.settings import RenderSettings
+
+
+def _listen_host() -> str:
+    """All interfaces inside a pod (Prometheus and kubelet reach in), loopback on a laptop."""
+    return "0.0.0.0" if os.environ.get("KUBERNETES_SERVICE_HOST") else "127.0.0.1"
 
 
 class OperatorSettings(BaseSettings):
@@ -36,7 +43,10 @@ class OperatorSettings(BaseSettings):
                                        description="Apps reconciled at the same time.")
     resync_seconds: float = Field(default=300, description="Periodic re-check of every app.")
     metrics_port: int = Field(default=9090, description="Prometheus metrics port; 0 disables.")
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = Field(
+        default_factory=lambda: _listen_host(),
+        description="Address of the metrics endpoint: all interfaces in a pod, loopback "
+        "elsewhere.")
 
     def render(self) -> RenderSettings:
         return RenderSettings(

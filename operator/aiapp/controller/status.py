@@ -23,6 +23,7 @@ STUCK_REASONS = {
 
 # Reasons that only say work is under way; conditions False for these are not warnings.
 IN_PROGRESS = {"Creating", "Progressing", "Indexing", "Testing", "NotRun", "NoTests",
+               "WaitingForEmbeddings", "TestingCandidate",
                "Available", "Ready", "Reconciled", "Indexed", "NoKnowledge", "Passed"}
 
 
@@ -269,6 +270,11 @@ def summarise(observed: Observed, previous: dict[str, Any]) -> dict[str, Any]:
         knowledge_reason = "Indexed" if knowledge else "NoKnowledge"
         knowledge_message = (f"{len(knowledge)} knowledge index(es) ready." if knowledge
                              else "The app has no knowledge.")
+    elif waiting := [r for r in observed.knowledge if r.waiting_for and r.job is None]:
+        # Nothing indexes yet: say what it waits for (the store is the user's to provide).
+        store = "store Secret" in waiting[0].waiting_for
+        knowledge_reason = "StoreSecretMissing" if store else "WaitingForEmbeddings"
+        knowledge_message = f"Knowledge {waiting[0].name} waits for {waiting[0].waiting_for}."
     else:
         knowledge_reason, knowledge_message = "Indexing", \
             f"{ready_knowledge}/{len(knowledge)} knowledge indexes ready."
