@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from aiapp.localcluster.cluster import default_bin_dir
+
 REPO = Path(__file__).resolve().parent.parent
 APPS = ("minimal", "jira-coder", "docs-assistant", "release-notes")
 
@@ -33,12 +35,15 @@ def test_the_demo_brings_every_example_to_ready_and_prints_the_table(tmp_path: P
 
 @pytest.mark.kind
 def test_the_kind_path_brings_every_example_to_ready() -> None:
-    missing = [tool for tool in ("docker", "kind", "helm") if shutil.which(tool) is None]
+    # helm and kubectl come from tools/build.sh; docker and kind from the machine.
+    path = f"{default_bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"
+    missing = [tool for tool in ("docker", "kind", "helm", "kubectl")
+               if shutil.which(tool, path=path) is None]
     if missing:
         pytest.skip(f"the kind path needs {', '.join(missing)}, which this machine lacks "
                     "(no Docker engine); it runs on machines with Docker")
     result = subprocess.run(["bash", str(REPO / "scripts" / "kind-demo.sh")],
                             capture_output=True, text=True, timeout=3600,
-                            env={**os.environ, "KIND_DEMO_EXIT": "1"})
+                            env={**os.environ, "KIND_DEMO_EXIT": "1", "PATH": path})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert all(app in result.stdout for app in APPS)
