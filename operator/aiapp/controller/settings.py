@@ -59,7 +59,6 @@ class OperatorSettings(BaseSettings):
             embeddings_url=self.embeddings_url,
             embeddings_api_key_secret=self.embeddings_api_key_secret,
             evaluation_model=self.evaluation_model,
-            store_secret=self.store_secret,
             filestore_claim=self.filestore_claim,
             gateway_port=self.gateway_port,
             cluster_domain=self.cluster_domain,

@@ -355,7 +355,7 @@ class LocalCluster:
     def _wait_for_cluster(self) -> None:
         """Ready means: every node Ready and the default ServiceAccount exists (pods admit)."""
         names = {node.name for node in self.simulated_nodes}
-        controller = self._processes[-3]
+        controller = next(p for p in self._processes if p.name == "kube-controller-manager")
 
         def ready() -> bool:
             with self.http_client() as client:

@@ -18,7 +18,6 @@ class RenderSettings:
     embeddings_url: str = ""
     embeddings_api_key_secret: str = ""
     evaluation_model: str = ""
-    store_secret: str = "aiapp-store"
     filestore_claim: str = ""
     gateway_port: int = 8080
     cluster_domain: str = "cluster.local"
